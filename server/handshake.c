@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * The handshake phase: choose oldstyle or newstyle, and open the export
+ * the client chose, working out its size and transmission flags from the
+ * chain's can_* answers (nbd-protocol.md "Transmission flags").
+ */
+
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "nbd-protocol.h"
+
+int
+protocol_handshake (struct connection *conn)
+{
+  if (config.oldstyle)
+    return protocol_handshake_oldstyle (conn);
+  return protocol_handshake_newstyle (conn);
+}
+
+/* The transmission flags of the open export. */
+static int
+compute_eflags (struct context *c, bool structured_replies, uint16_t *flags)
+{
+  uint16_t eflags = NBD_FLAG_HAS_FLAGS;
+  int r;
+
+  if ((r = backend_can_write (c)) == -1)
+    return -1;
+  if (!r)
+    eflags |= NBD_FLAG_READ_ONLY;
+  else {
+    if ((r = backend_can_zero (c)) == -1)
+      return -1;
+    if (r > NBDKIT_ZERO_NONE) {
+      eflags |= NBD_FLAG_SEND_WRITE_ZEROES;
+      if ((r = backend_can_fast_zero (c)) == -1)
+        return -1;
+      if (r)
+        eflags |= NBD_FLAG_SEND_FAST_ZERO;
+    }
+    if ((r = backend_can_trim (c)) == -1)
+      return -1;
+    if (r)
+      eflags |= NBD_FLAG_SEND_TRIM;
+    if ((r = backend_can_fua (c)) == -1)
+      return -1;
+    if (r > NBDKIT_FUA_NONE)
+      eflags |= NBD_FLAG_SEND_FUA;
+  }
+  if ((r = backend_can_flush (c)) == -1)
+    return -1;
+  if (r)
+    eflags |= NBD_FLAG_SEND_FLUSH;
+  if ((r = backend_is_rotational (c)) == -1)
+    return -1;
+  if (r)
+    eflags |= NBD_FLAG_ROTATIONAL;
+  if ((r = backend_can_multi_conn (c)) == -1)
+    return -1;
+  if (r)
+    eflags |= NBD_FLAG_CAN_MULTI_CONN;
+  if ((r = backend_can_cache (c)) == -1)
+    return -1;
+  if (r > NBDKIT_CACHE_NONE)
+    eflags |= NBD_FLAG_SEND_CACHE;
+  /* Asked now so the data path only reads cached answers. */
+  if (backend_can_extents (c) == -1)
+    return -1;
+  if (structured_replies)
+    eflags |= NBD_FLAG_SEND_DF;
+  *flags = eflags;
+  return 0;
+}
+
+/* Open the chain for EXPORTNAME (already canonical) and fill in
+ * conn->exportsize and conn->eflags.
+ */
+int
+protocol_open_export (struct connection *conn, const char *exportname)
+{
+  struct context *c;
+  int64_t size;
+  uint32_t minimum, preferred, maximum;
+  int r = -1;
+
+  free (conn->exportname);
+  conn->exportname = strdup (exportname);
+  if (conn->exportname == NULL) {
+    nbdkit_error ("strdup: %m");
+    return -1;
+  }
+
+  lock_request ();
+  c = backend_open (top, config.readonly, exportname, conn->using_tls);
+  if (c == NULL)
+    goto out;
+  conn->top_context = c;
+  if (backend_prepare (c) == -1)
+    goto out;
+  size = backend_get_size (c);
+  if (size == -1)
+    goto out;
+  if (compute_eflags (c, conn->structured_replies, &conn->eflags) == -1)
+    goto out;
+  if (backend_block_size (c, &minimum, &preferred, &maximum) == -1)
+    goto out;
+  conn->exportsize = size;
+  debug ("newstyle negotiation: export \"%s\": size=%" PRIi64
+         " flags=0x%x", exportname, size, conn->eflags);
+  r = 0;
+ out:
+  unlock_request ();
+  if (r == -1)
+    protocol_close_export (conn);
+  return r;
+}
+
+void
+protocol_close_export (struct connection *conn)
+{
+  struct context *c = conn->top_context;
+
+  if (c == NULL)
+    return;
+  lock_request ();
+  if (c->state & CONTEXT_CONNECTED)
+    backend_finalize (c);
+  backend_close (c);
+  unlock_request ();
+  conn->top_context = NULL;
+}

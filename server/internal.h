@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * The server's private header: every cross-file symbol of the nbdkit
+ * program, grouped by the file that defines it.
+ */
+
+#ifndef NBDKIT_INTERNAL_H
+#define NBDKIT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define NBDKIT_API_VERSION 2
+#include "nbdkit-plugin.h"
+#include "nbdkit-filter.h"
+#include "vector.h"
+
+struct connection;
+struct context;
+struct backend;
+
+/* The largest READ or WRITE payload accepted (nbd-protocol.md "Size
+ * constraints" asks for at least 32 MiB).
+ */
+#define MAX_REQUEST_SIZE (64 * 1024 * 1024)
+
+/* Default number of request threads per connection (parallel plugins). */
+#define DEFAULT_THREADS 16
+
+#define debug(fs, ...)                                          \
+  do {                                                          \
+    if (config.verbose)                                         \
+      nbdkit_debug ((fs), ##__VA_ARGS__);                       \
+  } while (0)
+
+/* main.c */
+enum log_to {
+  LOG_TO_DEFAULT,               /* stderr, or syslog once forked */
+  LOG_TO_STDERR,
+  LOG_TO_SYSLOG,
+  LOG_TO_NULL,
+};
+
+enum tls_mode { TLS_OFF = 0, TLS_ON = 1, TLS_REQUIRE = 2 };
+
+/* Everything the command line sets.  Filled in by main.c, never changed
+ * once the server starts serving.
+ */
+struct config {
+  const char *program_name;
+  /* Listeners. */
+  const char *ipaddr;           /* -i */
+  const char *port;             /* -p, NULL = 10809 */
+  int address_family;           /* -4/-6: AF_INET, AF_INET6, AF_UNSPEC */
+  char *unixsocket;             /* -U PATH (or the generated one for -U -) */
+  char *unixsocket_tmpdir;      /* -U -: the private dir to remove at exit */
+  bool listen_stdin;            /* -s */
+  bool vsock;                   /* --vsock */
+  unsigned listen_fds;          /* socket activation: number of fds */
+  string_vector listen_fdnames; /* socket activation: LISTEN_FDNAMES */
+  /* Behaviour. */
+  bool foreground;              /* -f, or implied */
+  const char *pidfile;          /* -P */
+  const char *exportname;       /* -e (for --run only) */
+  bool readonly;                /* -r */
+  unsigned threads;             /* -t, 0 = default */
+  bool oldstyle;                /* -o */
+  bool no_sr;                   /* --no-sr */
+  unsigned mask_handshake;      /* --mask-handshake */
+  bool verbose;                 /* -v */
+  const char *run;              /* --run */
+  bool exit_with_parent;        /* --exit-with-parent */
+  enum log_to log_to;           /* --log */
+  bool forked;                  /* true once we forked into the background */
+  const char *user, *group;     /* -u, -g */
+  const char *selinux_label;    /* --selinux-label */
+  bool swap;                    /* --swap */
+  /* TLS (see tls.c). */
+  enum tls_mode tls;
+  const char *tls_certificates;
+  const char *tls_psk;
+  bool tls_verify_peer;
+  const char *tls_priority;
+};
+extern struct config config;
+extern struct backend *top;     /* outermost filter, or the plugin */
+
+/* quit.c */
+extern volatile int quit;
+extern int quit_fd;             /* becomes readable when quit is set */
+extern void set_up_quit_pipe (void);
+extern void close_quit_pipe (void);
+extern void handle_quit (int sig);
+extern void set_quit (void);
+
+/* signals.c */
+extern void set_up_signals (void);
+
+/* log.c */
+extern void log_verror (const char *fs, va_list args);
+extern void log_stderr_verror (const char *fs, va_list args);
+extern void log_syslog_verror (const char *fs, va_list args);
+
+/* threadlocal.c: per-thread context for messages and errors. */
+extern void threadlocal_set_name (const char *name);
+extern const char *threadlocal_get_name (void);
+extern void threadlocal_set_instance (size_t instance);
+extern size_t threadlocal_get_instance (void);
+extern void threadlocal_set_error (int err);
+extern int threadlocal_get_error (void);
+extern void threadlocal_set_conn (struct connection *conn);
+extern struct connection *threadlocal_get_conn (void);
+extern void threadlocal_set_context (struct context *c);
+extern struct context *threadlocal_get_context (void);
+extern void *threadlocal_buffer (size_t size);
+extern void threadlocal_free_buffer (void);
+
+/* debug.c: debug messages and -D flags */
+struct debug_flag {
+  char *name;                   /* plugin or filter name */
+  char *flag;                   /* flag name */
+  int value;
+  bool used;
+};
+DEFINE_VECTOR_TYPE (debug_flag_list, struct debug_flag)
+extern debug_flag_list debug_flags;
+extern void add_debug_flag (const char *arg);
+extern void apply_debug_flags (void *dl, const char *name);
+extern void free_debug_flags (void);
+extern int server_debug_flag (const char *flag, int def);
+extern int nbdkit_debug_backend_controlpath;
+extern int nbdkit_debug_backend_datapath;
+
+/* locks.c: the thread model. */
+extern void lock_init_thread_model (void);
+extern const char *name_of_thread_model (int model);
+extern int thread_model;        /* effective model of the whole chain */
+extern void lock_connection (void);
+extern void unlock_connection (void);
+extern void lock_request (void);
+extern void unlock_request (void);
+extern void lock_unload (void);
+extern void unlock_unload (void);
+
+/* sockets.c */
+DEFINE_VECTOR_TYPE (int_vector, int)
+extern int_vector bind_unix_socket (void);
+extern int_vector bind_tcpip_socket (void);
+extern int_vector bind_vsock (void);
+extern int_vector bind_socket_activation (void);
+extern void accept_incoming_connections (const int_vector *socks);
+extern bool connection_threads_wait (unsigned seconds);
+extern unsigned connection_threads_running (void);
+
+/* connections.c */
+struct connection;
+
+/* Flags to conn->send. */
+#define SEND_MORE 1             /* more data follows immediately */
+
+typedef int (*connection_recv_function) (struct connection *conn,
+                                         void *buf, size_t len);
+typedef int (*connection_send_function) (struct connection *conn,
+                                         const void *buf, size_t len,
+                                         int flags);
+typedef void (*connection_close_function) (struct connection *conn);
+
+struct connection {
+  size_t id;                    /* connection number, for messages */
+  int sockin, sockout;
+  pthread_mutex_t read_lock;    /* one reader of requests at a time */
+  pthread_mutex_t write_lock;   /* one writer of replies at a time */
+  pthread_mutex_t status_lock;
+  int status;                   /* 1: serving, 0: closing, -1: failed */
+  int status_pipe[2];           /* wakes request threads on close */
+  unsigned nworkers;
+
+  /* Peer. */
+  struct sockaddr_storage peer_addr;
+  socklen_t peer_addrlen;
+  int64_t peer_pid, peer_uid, peer_gid;   /* -1 if not known */
+
+  /* Handshake results. */
+  char *exportname;             /* canonical name of the open export */
+  bool structured_replies;
+  bool meta_context_base_allocation;
+  char *meta_context_exportname; /* export named in SET_META_CONTEXT */
+  uint64_t exportsize;
+  uint16_t eflags;
+  bool using_tls;
+  char *tls_username;           /* PSK user or client certificate DN */
+  struct context *top_context;  /* open chain in the transmission phase */
+  const char *default_exportname; /* cached default_export answer */
+
+  /* Strings interned for the lifetime of the connection. */
+  string_vector interns;
+
+  /* I/O: plain socket or TLS. */
+  void *crypto_session;
+  connection_recv_function recv;
+  connection_send_function send;
+  connection_close_function close;
+};
+
+extern int handle_single_connection (int sockin, int sockout);
+extern int connection_get_status (struct connection *conn);
+extern void connection_set_status (struct connection *conn, int value);
+extern void connection_shutdown_all (void);
+extern int conn_recv_full (struct connection *conn, void *buf, size_t len,
+                           const char *fs, ...)
+  __attribute__ ((__format__ (__printf__, 4, 5)));
+extern int conn_discard (struct connection *conn, uint64_t len);
+
+/* handshake.c */
+extern int protocol_handshake (struct connection *conn);
+extern int protocol_open_export (struct connection *conn,
+                                 const char *exportname);
+extern void protocol_close_export (struct connection *conn);
+
+/* handshake-oldstyle.c */
+extern int protocol_handshake_oldstyle (struct connection *conn);
+
+/* handshake-newstyle.c */
+extern int protocol_handshake_newstyle (struct connection *conn);
+
+/* protocol.c */
+extern void protocol_recv_request_send_reply (struct connection *conn);
+extern uint32_t errno_to_nbd_error (int err);
+
+/* replies.c */
+extern int send_simple_reply (struct connection *conn, uint64_t handle,
+                              uint16_t cmd, const char *buf, uint32_t count,
+                              uint32_t error);
+extern int send_structured_reply_read (struct connection *conn,
+                                       uint64_t handle, uint16_t flags,
+                                       const char *buf, uint32_t count,
+                                       uint64_t offset,
+                                       const struct nbdkit_extents *holes);
+extern int send_structured_reply_block_status (struct connection *conn,
+                                               uint64_t handle,
+                                               uint32_t count, uint64_t offset,
+                                               uint16_t flags,
+                                               const struct nbdkit_extents *);
+extern int send_structured_reply_error (struct connection *conn,
+                                        uint64_t handle, uint16_t cmd,
+                                        uint32_t error);
+
+/* tls.c */
+extern int tls_init (void);
+extern void tls_free (void);
+extern int tls_upgrade (struct connection *conn);
+
+/* captive.c */
+extern void run_command (void);
+extern int captive_exit_status (void);
+
+/* usage.c */
+extern void usage (void);
+extern void display_version (void);
+extern void dump_config (void);
+
+/* extents.c */
+extern const struct nbdkit_extent *extents_array (const struct nbdkit_extents *, size_t *len);
+extern struct nbdkit_extents *extents_new_internal (uint64_t start,
+                                                    uint64_t end);
+
+/* exports.c */
+extern int exports_resolve_default (struct nbdkit_exports *exports,
+                                    struct backend *b, int readonly);
+
+/* public.c */
+extern int parse_plugin_key_value (const char *arg, char **key,
+                                   const char **value);
+
+/* backend.c: the chain of filters over a plugin. */
+
+/* What a backend layer can do.  `plugins.c` and `filters.c` fill this in;
+ * `backend.c` wraps every call with the checks and caching common to all
+ * layers.
+ */
+struct backend {
+  struct backend *next;         /* the layer below, NULL for the plugin */
+  size_t i;                     /* 0 = plugin, increasing outward */
+  const char *type;             /* "plugin" or "filter" */
+  char *name;                   /* short name from the plugin struct */
+  char *filename;
+  void *dl;
+
+  void (*free) (struct backend *);
+  int (*thread_model) (struct backend *);
+  const char *(*plugin_name) (struct backend *);
+  void (*usage) (struct backend *);
+  const char *(*version) (struct backend *);
+  void (*dump_fields) (struct backend *);
+  void (*config) (struct backend *, const char *key, const char *value);
+  void (*config_complete) (struct backend *);
+  const char *(*magic_config_key) (struct backend *);
+  void (*get_ready) (struct backend *);
+  void (*after_fork) (struct backend *);
+  void (*cleanup) (struct backend *);
+
+  int (*preconnect) (struct backend *, int readonly);
+  int (*list_exports) (struct backend *, int readonly, int is_tls,
+                       struct nbdkit_exports *exports);
+  const char *(*default_export) (struct backend *, int readonly, int is_tls);
+  void *(*open) (struct context *, int readonly, const char *exportname,
+                 int is_tls);
+  int (*prepare) (struct context *);
+  int (*finalize) (struct context *);
+  void (*close) (struct context *);
+
+  const char *(*export_description) (struct context *);
+  int64_t (*get_size) (struct context *);
+  int (*block_size) (struct context *,
+                     uint32_t *minimum, uint32_t *preferred,
+                     uint32_t *maximum);
+  int (*can_write) (struct context *);
+  int (*can_flush) (struct context *);
+  int (*is_rotational) (struct context *);
+  int (*can_trim) (struct context *);
+  int (*can_zero) (struct context *);
+  int (*can_fast_zero) (struct context *);
+  int (*can_extents) (struct context *);
+  int (*can_fua) (struct context *);
+  int (*can_multi_conn) (struct context *);
+  int (*can_cache) (struct context *);
+
+  int (*pread) (struct context *, void *buf, uint32_t count, uint64_t offset,
+                uint32_t flags, int *err);
+  int (*pwrite) (struct context *, const void *buf, uint32_t count,
+                 uint64_t offset, uint32_t flags, int *err);
+  int (*flush) (struct context *, uint32_t flags, int *err);
+  int (*trim) (struct context *, uint32_t count, uint64_t offset,
+               uint32_t flags, int *err);
+  int (*zero) (struct context *, uint32_t count, uint64_t offset,
+               uint32_t flags, int *err);
+  int (*extents) (struct context *, uint32_t count, uint64_t offset,
+                  uint32_t flags, struct nbdkit_extents *extents, int *err);
+  int (*cache) (struct context *, uint32_t count, uint64_t offset,
+                uint32_t flags, int *err);
+};
+
+/* One open layer of the chain for one connection (or a filter's own
+ * background connection).  It starts with the operations table so that a
+ * context is also the nbdkit_next a filter above receives.
+ */
+struct context {
+  struct nbdkit_next_ops next;  /* must be first */
+  void *handle;                 /* from the layer's open */
+  struct backend *b;
+  struct context *c_next;       /* the layer below, or NULL */
+  struct connection *conn;      /* NULL for a background context */
+
+  unsigned char state;          /* CONTEXT_OPEN | CONTEXT_CONNECTED ... */
+  bool readonly;                /* opened read-only */
+
+  /* Cached answers, -1 until first asked. */
+  int64_t exportsize;
+  int can_write, can_flush, is_rotational, can_trim, can_zero;
+  int can_fast_zero, can_fua, can_multi_conn, can_extents, can_cache;
+  uint32_t minimum_block_size, preferred_block_size, maximum_block_size;
+  bool block_size_known;
+};
+
+#define CONTEXT_OPEN      1     /* open succeeded */
+#define CONTEXT_CONNECTED 2     /* prepare succeeded */
+#define CONTEXT_FAILED    4     /* prepare or finalize failed */
+
+extern void backend_init (struct backend *b, struct backend *next, size_t i,
+                          const char *filename, void *dl, const char *type);
+extern void backend_load (struct backend *b, const char *name,
+                          void (*load) (void));
+extern void backend_unload (struct backend *b, void (*unload) (void));
+
+extern int backend_list_exports (struct backend *b, int readonly,
+                                 struct nbdkit_exports *exports);
+extern const char *backend_default_export (struct backend *b, int readonly);
+extern struct context *backend_open (struct backend *b, int readonly,
+                                     const char *exportname, int is_tls);
+extern int backend_prepare (struct context *c);
+extern int backend_finalize (struct context *c);
+extern void backend_close (struct context *c);
+extern bool backend_valid_range (struct context *c,
+                                 uint64_t offset, uint32_t count);
+
+extern const char *backend_export_description (struct context *c);
+extern int64_t backend_get_size (struct context *c);
+extern int backend_block_size (struct context *c, uint32_t *minimum,
+                               uint32_t *preferred, uint32_t *maximum);
+extern int backend_can_write (struct context *c);
+extern int backend_can_flush (struct context *c);
+extern int backend_is_rotational (struct context *c);
+extern int backend_can_trim (struct context *c);
+extern int backend_can_zero (struct context *c);
+extern int backend_can_fast_zero (struct context *c);
+extern int backend_can_extents (struct context *c);
+extern int backend_can_fua (struct context *c);
+extern int backend_can_multi_conn (struct context *c);
+extern int backend_can_cache (struct context *c);
+
+extern int backend_pread (struct context *c, void *buf, uint32_t count,
+                          uint64_t offset, uint32_t flags, int *err);
+extern int backend_pwrite (struct context *c, const void *buf, uint32_t count,
+                           uint64_t offset, uint32_t flags, int *err);
+extern int backend_flush (struct context *c, uint32_t flags, int *err);
+extern int backend_trim (struct context *c, uint32_t count, uint64_t offset,
+                         uint32_t flags, int *err);
+extern int backend_zero (struct context *c, uint32_t count, uint64_t offset,
+                         uint32_t flags, int *err);
+extern int backend_extents (struct context *c, uint32_t count,
+                            uint64_t offset, uint32_t flags,
+                            struct nbdkit_extents *extents, int *err);
+extern int backend_cache (struct context *c, uint32_t count, uint64_t offset,
+                          uint32_t flags, int *err);
+
+/* plugins.c */
+extern struct backend *plugin_register (size_t index, const char *filename,
+                                        void *dl,
+                                        struct nbdkit_plugin *(*plugin_init)
+                                        (void));
+
+/* filters.c */
+extern struct backend *filter_register (struct backend *next, size_t index,
+                                        const char *filename, void *dl,
+                                        struct nbdkit_filter *(*filter_init)
+                                        (void));
+
+/* Apply FN to every backend from the outermost to the plugin. */
+#define for_each_backend(b) for (b = top; b != NULL; b = b->next)
+
+#endif /* NBDKIT_INTERNAL_H */

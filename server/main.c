@@ -1,0 +1,738 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * The nbdkit program: parse the command line into struct config, load the
+ * plugin and filters, configure them, bind listeners and serve.
+ */
+
+#include <config.h>
+
+#include <assert.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "cleanup.h"
+#include "utils.h"
+
+struct config config = {
+  .address_family = AF_UNSPEC,
+  .mask_handshake = ~0U,
+};
+struct backend *top;
+
+/* Filters named on the command line, outermost first. */
+static string_vector filter_names = empty_vector;
+
+enum {
+  HELP_OPTION = CHAR_MAX + 1,
+  DUMP_CONFIG_OPTION,
+  DUMP_PLUGIN_OPTION,
+  EXIT_WITH_PARENT_OPTION,
+  FILTER_OPTION,
+  LOG_OPTION,
+  LONG_OPTIONS_OPTION,
+  MASK_HANDSHAKE_OPTION,
+  NO_SR_OPTION,
+  RUN_OPTION,
+  SELINUX_LABEL_OPTION,
+  SHORT_OPTIONS_OPTION,
+  SWAP_OPTION,
+  TLS_OPTION,
+  TLS_CERTIFICATES_OPTION,
+  TLS_PSK_OPTION,
+  TLS_VERIFY_PEER_OPTION,
+  TLS_PRIORITY_OPTION,
+  VSOCK_OPTION,
+};
+
+static const char short_options[] = "46D:e:fg:i:nop:P:rst:U:u:vV";
+static const struct option long_options[] = {
+  { "debug",            required_argument, NULL, 'D' },
+  { "dump-config",      no_argument,       NULL, DUMP_CONFIG_OPTION },
+  { "dump-plugin",      no_argument,       NULL, DUMP_PLUGIN_OPTION },
+  { "exit-with-parent", no_argument,       NULL, EXIT_WITH_PARENT_OPTION },
+  { "export",           required_argument, NULL, 'e' },
+  { "export-name",      required_argument, NULL, 'e' },
+  { "exportname",       required_argument, NULL, 'e' },
+  { "filter",           required_argument, NULL, FILTER_OPTION },
+  { "foreground",       no_argument,       NULL, 'f' },
+  { "no-fork",          no_argument,       NULL, 'f' },
+  { "group",            required_argument, NULL, 'g' },
+  { "help",             no_argument,       NULL, HELP_OPTION },
+  { "ip-addr",          required_argument, NULL, 'i' },
+  { "ipaddr",           required_argument, NULL, 'i' },
+  { "ipv4-only",        no_argument,       NULL, '4' },
+  { "ipv6-only",        no_argument,       NULL, '6' },
+  { "log",              required_argument, NULL, LOG_OPTION },
+  { "long-options",     no_argument,       NULL, LONG_OPTIONS_OPTION },
+  { "mask-handshake",   required_argument, NULL, MASK_HANDSHAKE_OPTION },
+  { "new-style",        no_argument,       NULL, 'n' },
+  { "newstyle",         no_argument,       NULL, 'n' },
+  { "no-sr",            no_argument,       NULL, NO_SR_OPTION },
+  { "old-style",        no_argument,       NULL, 'o' },
+  { "oldstyle",         no_argument,       NULL, 'o' },
+  { "pid-file",         required_argument, NULL, 'P' },
+  { "pidfile",          required_argument, NULL, 'P' },
+  { "port",             required_argument, NULL, 'p' },
+  { "read-only",        no_argument,       NULL, 'r' },
+  { "readonly",         no_argument,       NULL, 'r' },
+  { "run",              required_argument, NULL, RUN_OPTION },
+  { "selinux-label",    required_argument, NULL, SELINUX_LABEL_OPTION },
+  { "short-options",    no_argument,       NULL, SHORT_OPTIONS_OPTION },
+  { "single",           no_argument,       NULL, 's' },
+  { "stdin",            no_argument,       NULL, 's' },
+  { "swap",             no_argument,       NULL, SWAP_OPTION },
+  { "threads",          required_argument, NULL, 't' },
+  { "tls",              required_argument, NULL, TLS_OPTION },
+  { "tls-certificates", required_argument, NULL, TLS_CERTIFICATES_OPTION },
+  { "tls-priority",     required_argument, NULL, TLS_PRIORITY_OPTION },
+  { "tls-psk",          required_argument, NULL, TLS_PSK_OPTION },
+  { "tls-verify-peer",  no_argument,       NULL, TLS_VERIFY_PEER_OPTION },
+  { "unix",             required_argument, NULL, 'U' },
+  { "user",             required_argument, NULL, 'u' },
+  { "verbose",          no_argument,       NULL, 'v' },
+  { "version",          no_argument,       NULL, 'V' },
+  { "vsock",            no_argument,       NULL, VSOCK_OPTION },
+  { NULL },
+};
+
+static void
+usage_error (const char *fs, ...)
+{
+  va_list args;
+
+  fprintf (stderr, "%s: ", config.program_name);
+  va_start (args, fs);
+  vfprintf (stderr, fs, args);
+  va_end (args);
+  fprintf (stderr, "\nUse '%s --help' or read the nbdkit(1) manual page "
+           "for documentation.\n", config.program_name);
+  exit (EXIT_FAILURE);
+}
+
+static void
+parse_tls_option (const char *arg)
+{
+  if (strcmp (arg, "require") == 0 || strcmp (arg, "required") == 0 ||
+      strcmp (arg, "force") == 0)
+    config.tls = TLS_REQUIRE;
+  else {
+    int r = nbdkit_parse_bool (arg);
+    if (r == -1)
+      exit (EXIT_FAILURE);
+    config.tls = r ? TLS_ON : TLS_OFF;
+  }
+}
+
+/* Parse the options.  Returns the index of the plugin name in argv. */
+static int
+parse_options (int argc, char *argv[], bool *help, bool *dump_plugin)
+{
+  int c, i;
+
+  for (;;) {
+    c = getopt_long (argc, argv, short_options, long_options, NULL);
+    if (c == -1)
+      break;
+
+    switch (c) {
+    case '4': config.address_family = AF_INET; break;
+    case '6': config.address_family = AF_INET6; break;
+    case 'D': add_debug_flag (optarg); break;
+    case 'e': config.exportname = optarg; break;
+    case 'f': config.foreground = true; break;
+    case 'g': config.group = optarg; break;
+    case 'i': config.ipaddr = optarg; break;
+    case 'n': config.oldstyle = false; break;
+    case 'o': config.oldstyle = true; break;
+    case 'P': config.pidfile = nbdkit_absolute_path (optarg);
+      if (config.pidfile == NULL)
+        exit (EXIT_FAILURE);
+      break;
+    case 'p': config.port = optarg; break;
+    case 'r': config.readonly = true; break;
+    case 's': config.listen_stdin = true; break;
+    case 't':
+      if (nbdkit_parse_unsigned ("threads", optarg, &config.threads) == -1)
+        exit (EXIT_FAILURE);
+      break;
+    case 'U':
+      free (config.unixsocket);
+      if (strcmp (optarg, "-") == 0)
+        config.unixsocket = strdup ("-");
+      else
+        config.unixsocket = nbdkit_absolute_path (optarg);
+      if (config.unixsocket == NULL)
+        exit (EXIT_FAILURE);
+      break;
+    case 'u': config.user = optarg; break;
+    case 'v': config.verbose = true; break;
+    case 'V': display_version (); exit (EXIT_SUCCESS);
+    case DUMP_CONFIG_OPTION: dump_config (); exit (EXIT_SUCCESS);
+    case DUMP_PLUGIN_OPTION: *dump_plugin = true; break;
+    case EXIT_WITH_PARENT_OPTION: config.exit_with_parent = true; break;
+    case FILTER_OPTION:
+      if (string_vector_append (&filter_names, optarg) == -1) {
+        perror ("realloc");
+        exit (EXIT_FAILURE);
+      }
+      break;
+    case HELP_OPTION: *help = true; break;
+    case LOG_OPTION:
+      if (strcmp (optarg, "stderr") == 0)
+        config.log_to = LOG_TO_STDERR;
+      else if (strcmp (optarg, "syslog") == 0)
+        config.log_to = LOG_TO_SYSLOG;
+      else if (strcmp (optarg, "null") == 0)
+        config.log_to = LOG_TO_NULL;
+      else
+        usage_error ("--log must be \"stderr\", \"syslog\" or \"null\"");
+      break;
+    case LONG_OPTIONS_OPTION:
+      for (i = 0; long_options[i].name != NULL; ++i)
+        printf ("--%s\n", long_options[i].name);
+      exit (EXIT_SUCCESS);
+    case SHORT_OPTIONS_OPTION:
+      for (i = 0; short_options[i]; ++i)
+        if (short_options[i] != ':')
+          printf ("-%c\n", short_options[i]);
+      exit (EXIT_SUCCESS);
+    case MASK_HANDSHAKE_OPTION:
+      if (nbdkit_parse_unsigned ("mask-handshake", optarg,
+                                 &config.mask_handshake) == -1)
+        exit (EXIT_FAILURE);
+      break;
+    case NO_SR_OPTION: config.no_sr = true; break;
+    case RUN_OPTION: config.run = optarg; break;
+    case SELINUX_LABEL_OPTION: config.selinux_label = optarg; break;
+    case SWAP_OPTION: config.swap = true; break;
+    case TLS_OPTION: parse_tls_option (optarg); break;
+    case TLS_CERTIFICATES_OPTION: config.tls_certificates = optarg; break;
+    case TLS_PSK_OPTION: config.tls_psk = optarg; break;
+    case TLS_VERIFY_PEER_OPTION: config.tls_verify_peer = true; break;
+    case TLS_PRIORITY_OPTION: config.tls_priority = optarg; break;
+    case VSOCK_OPTION: config.vsock = true; break;
+    default:
+      /* getopt_long has printed the problem. */
+      usage ();
+      exit (EXIT_FAILURE);
+    }
+  }
+  return optind;
+}
+
+/* Reject combinations of options that cannot work together. */
+static void
+check_option_conflicts (bool dump_plugin)
+{
+  int listeners = (config.port != NULL || config.ipaddr != NULL) +
+    (config.unixsocket != NULL) + config.listen_stdin + config.vsock;
+
+  if (config.vsock && config.unixsocket)
+    usage_error ("--vsock and -U cannot be used together");
+  if (config.listen_stdin &&
+      (config.unixsocket || config.port || config.ipaddr || config.vsock ||
+       config.run))
+    usage_error ("-s cannot be used with -i, -p, -U, --vsock or --run");
+  if (config.unixsocket && (config.port || config.ipaddr))
+    usage_error ("-U cannot be used with -i or -p");
+  if (dump_plugin && listeners > 0)
+    usage_error ("--dump-plugin cannot be used with -i, -p, -s, -U or "
+                 "--vsock");
+  if (config.listen_fds > 0 &&
+      (listeners > 0 || config.run))
+    usage_error ("socket activation (LISTEN_FDS) cannot be used with "
+                 "-i, -p, --run, -s, -U or --vsock");
+  if (config.oldstyle && config.tls != TLS_OFF)
+    usage_error ("--tls cannot be used with the oldstyle protocol (-o)");
+}
+
+/* systemd socket activation (sd_listen_fds(3)): take the inherited
+ * sockets if LISTEN_PID is our pid.
+ */
+static void
+check_socket_activation (void)
+{
+  const char *s_pid = getenv ("LISTEN_PID");
+  const char *s_fds = getenv ("LISTEN_FDS");
+  const char *s_names = getenv ("LISTEN_FDNAMES");
+  unsigned pid, fds;
+
+  if (s_pid == NULL || s_fds == NULL)
+    return;
+  if (nbdkit_parse_unsigned ("LISTEN_PID", s_pid, &pid) == -1 ||
+      nbdkit_parse_unsigned ("LISTEN_FDS", s_fds, &fds) == -1)
+    exit (EXIT_FAILURE);
+  if ((pid_t) pid != getpid ()) {
+    fprintf (stderr, "%s: warning: LISTEN_PID=%s is not our pid (%d), "
+             "ignoring socket activation\n",
+             config.program_name, s_pid, (int) getpid ());
+    return;
+  }
+  if (fds < 1 || fds > 1024) {
+    fprintf (stderr, "%s: LISTEN_FDS=%s: the number of sockets must be "
+             "between 1 and 1024\n", config.program_name, s_fds);
+    exit (EXIT_FAILURE);
+  }
+  config.listen_fds = fds;
+
+  /* Keep the names (colon separated) for the daemon's use. */
+  if (s_names) {
+    CLEANUP_FREE char *copy = strdup (s_names);
+    char *p, *save = NULL;
+    if (copy == NULL) {
+      perror ("strdup");
+      exit (EXIT_FAILURE);
+    }
+    for (p = strtok_r (copy, ":", &save); p; p = strtok_r (NULL, ":", &save)) {
+      char *name = strdup (p);
+      if (name == NULL || string_vector_append (&config.listen_fdnames,
+                                                name) == -1) {
+        perror ("strdup");
+        exit (EXIT_FAILURE);
+      }
+    }
+  }
+
+  unsetenv ("LISTEN_PID");
+  unsetenv ("LISTEN_FDS");
+  unsetenv ("LISTEN_FDNAMES");
+}
+
+/* Where plugins and filters are looked up by name.  The nbdkit built in
+ * the source tree finds the in-tree modules; the installed one finds the
+ * installed ones.
+ */
+static bool
+running_in_build_tree (void)
+{
+  static int answer = -1;
+  char exe[PATH_MAX];
+  ssize_t n;
+
+  if (answer >= 0)
+    return answer;
+  n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+  answer = 0;
+  if (n > 0) {
+    exe[n] = '\0';
+    answer = strcmp (exe, BUILDDIR "/server/nbdkit") == 0;
+  }
+  return answer;
+}
+
+static bool
+is_short_name (const char *name)
+{
+  return strchr (name, '.') == NULL && strchr (name, '/') == NULL;
+}
+
+/* Open a plugin or filter (TYPE) by short name or path. */
+static void *
+open_module (const char *name, const char *type, char **filename_ret)
+{
+  char *filename;
+  void *dl;
+
+  if (!is_short_name (name))
+    filename = strdup (name);
+  else if (running_in_build_tree ()) {
+    if (asprintf (&filename, "%s/%ss/%s/nbdkit-%s-%s.so",
+                  BUILDDIR, type, name, name, type) == -1)
+      filename = NULL;
+  }
+  else if (asprintf (&filename, "%s/nbdkit-%s-%s.so",
+                     strcmp (type, "plugin") == 0 ? PLUGINDIR : FILTERDIR,
+                     name, type) == -1)
+    filename = NULL;
+  if (filename == NULL) {
+    perror ("asprintf");
+    exit (EXIT_FAILURE);
+  }
+
+  /* A path without a slash would make dlopen search the library path. */
+  if (strchr (filename, '/') == NULL) {
+    char *rel;
+    if (asprintf (&rel, "./%s", filename) == -1) {
+      perror ("asprintf");
+      exit (EXIT_FAILURE);
+    }
+    free (filename);
+    filename = rel;
+  }
+
+  dl = dlopen (filename, RTLD_NOW | RTLD_GLOBAL);
+  if (dl == NULL) {
+    fprintf (stderr, "%s: error: cannot open %s '%s': %s\n",
+             config.program_name, type, name, dlerror ());
+    fprintf (stderr, "Use '%s --help' or read the nbdkit(1) manual page "
+             "for documentation.\n", config.program_name);
+    exit (EXIT_FAILURE);
+  }
+  *filename_ret = filename;
+  return dl;
+}
+
+static void
+load_backends (const char *plugin_name)
+{
+  char *filename;
+  void *dl;
+  struct nbdkit_plugin *(*plugin_init) (void);
+  size_t i;
+
+  dl = open_module (plugin_name, "plugin", &filename);
+  dlerror ();
+  *(void **) &plugin_init = dlsym (dl, "plugin_init");
+  if (plugin_init == NULL) {
+    fprintf (stderr, "%s: error: %s: not an nbdkit plugin "
+             "(no plugin_init symbol): %s\n",
+             config.program_name, filename, dlerror ());
+    exit (EXIT_FAILURE);
+  }
+  top = plugin_register (0, filename, dl, plugin_init);
+  free (filename);
+
+  /* Filters stack on top in reverse order: the first one named on the
+   * command line is the outermost.
+   */
+  for (i = filter_names.len; i-- > 0; ) {
+    struct nbdkit_filter *(*filter_init) (void);
+
+    dl = open_module (filter_names.ptr[i], "filter", &filename);
+    dlerror ();
+    *(void **) &filter_init = dlsym (dl, "filter_init");
+    if (filter_init == NULL) {
+      fprintf (stderr, "%s: error: %s: not an nbdkit filter "
+               "(no filter_init symbol): %s\n",
+               config.program_name, filename, dlerror ());
+      exit (EXIT_FAILURE);
+    }
+    top = filter_register (top, filter_names.len - i, filename, dl,
+                           filter_init);
+    free (filename);
+  }
+}
+
+/* Offer every KEY=VALUE to the chain, outermost layer first. */
+static void
+configure_backends (int argc, char *argv[], int first)
+{
+  const char *magic = top->magic_config_key (top);
+  int i;
+
+  for (i = first; i < argc; ++i) {
+    char *key;
+    const char *value;
+
+    if (parse_plugin_key_value (argv[i], &key, &value) == 0) {
+      top->config (top, key, value);
+      free (key);
+    }
+    else if (magic != NULL)
+      top->config (top, magic, argv[i]);
+    else if (i == first)
+      top->config (top, "script", argv[i]);
+    else
+      usage_error ("expecting key=value on the command line but got: %s",
+                   argv[i]);
+  }
+  top->config_complete (top);
+}
+
+static uid_t
+lookup_user (const char *name)
+{
+  struct passwd *pw = getpwnam (name);
+  unsigned id;
+
+  if (pw)
+    return pw->pw_uid;
+  if (nbdkit_parse_unsigned ("user", name, &id) == 0)
+    return id;
+  fprintf (stderr, "%s: -u: unknown user '%s'\n", config.program_name, name);
+  exit (EXIT_FAILURE);
+}
+
+static gid_t
+lookup_group (const char *name)
+{
+  struct group *gr = getgrnam (name);
+  unsigned id;
+
+  if (gr)
+    return gr->gr_gid;
+  if (nbdkit_parse_unsigned ("group", name, &id) == 0)
+    return id;
+  fprintf (stderr, "%s: -g: unknown group '%s'\n", config.program_name, name);
+  exit (EXIT_FAILURE);
+}
+
+/* -u/-g: give up root once the sockets are bound. */
+static void
+change_user (void)
+{
+  if (config.group) {
+    gid_t gid = lookup_group (config.group);
+    if (setgroups (1, &gid) == -1 || setgid (gid) == -1) {
+      fprintf (stderr, "%s: setgid: %s: %m\n",
+               config.program_name, config.group);
+      exit (EXIT_FAILURE);
+    }
+    debug ("changed group to %s", config.group);
+  }
+  if (config.user) {
+    uid_t uid = lookup_user (config.user);
+    if (!config.group) {
+      struct passwd *pw = getpwuid (uid);
+      if (pw && (initgroups (pw->pw_name, pw->pw_gid) == -1 ||
+                 setgid (pw->pw_gid) == -1)) {
+        fprintf (stderr, "%s: setgid: %m\n", config.program_name);
+        exit (EXIT_FAILURE);
+      }
+    }
+    if (setuid (uid) == -1) {
+      fprintf (stderr, "%s: setuid: %s: %m\n",
+               config.program_name, config.user);
+      exit (EXIT_FAILURE);
+    }
+    debug ("changed user to %s", config.user);
+  }
+}
+
+/* -U -: a socket in a new private directory, removed at exit. */
+static void
+make_private_unix_socket (void)
+{
+  char tmpl[] = "/tmp/nbdkitXXXXXX";
+
+  if (mkdtemp (tmpl) == NULL) {
+    perror ("mkdtemp");
+    exit (EXIT_FAILURE);
+  }
+  free (config.unixsocket);
+  config.unixsocket_tmpdir = strdup (tmpl);
+  if (config.unixsocket_tmpdir == NULL ||
+      asprintf (&config.unixsocket, "%s/socket", tmpl) == -1) {
+    perror ("asprintf");
+    exit (EXIT_FAILURE);
+  }
+}
+
+static void
+remove_private_unix_socket (void)
+{
+  if (config.unixsocket_tmpdir) {
+    unlink (config.unixsocket);
+    rmdir (config.unixsocket_tmpdir);
+  }
+}
+
+static void
+write_pidfile (void)
+{
+  int fd;
+  FILE *fp;
+
+  if (!config.pidfile)
+    return;
+  fd = open (config.pidfile, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC, 0644);
+  if (fd == -1 || (fp = fdopen (fd, "w")) == NULL) {
+    nbdkit_error ("pidfile: %s: %m", config.pidfile);
+    exit (EXIT_FAILURE);
+  }
+  fprintf (fp, "%d\n", (int) getpid ());
+  if (fclose (fp) == EOF) {
+    nbdkit_error ("pidfile: %s: %m", config.pidfile);
+    exit (EXIT_FAILURE);
+  }
+  debug ("written pidfile %s", config.pidfile);
+}
+
+/* Fork into the background once listening (the default without -f). */
+static void
+fork_into_background (void)
+{
+  pid_t pid;
+
+  if (config.foreground)
+    return;
+  pid = fork ();
+  if (pid == -1) {
+    perror ("fork");
+    exit (EXIT_FAILURE);
+  }
+  if (pid > 0)
+    _exit (EXIT_SUCCESS);       /* parent: the server is listening */
+
+  setsid ();
+  config.forked = true;
+  if (chdir ("/") == -1)
+    perror ("chdir");
+  /* Detach from the terminal, but keep stderr while verbose. */
+  int fd = open ("/dev/null", O_RDWR);
+  if (fd >= 0) {
+    dup2 (fd, STDIN_FILENO);
+    dup2 (fd, STDOUT_FILENO);
+    if (!config.verbose)
+      dup2 (fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+      close (fd);
+  }
+  debug ("forked into background (new pid = %d)", (int) getpid ());
+}
+
+static void
+for_each_backend_after_fork (void)
+{
+  top->after_fork (top);
+}
+
+static void
+serve (void)
+{
+  int_vector socks = empty_vector;
+
+  if (config.listen_stdin) {
+    /* One connection on stdin/stdout; nothing else may use them. */
+    int sockin = dup (STDIN_FILENO), sockout = dup (STDOUT_FILENO);
+    int fd = open ("/dev/null", O_RDWR);
+    if (sockin == -1 || sockout == -1 || fd == -1) {
+      perror ("dup");
+      exit (EXIT_FAILURE);
+    }
+    dup2 (fd, STDIN_FILENO);
+    dup2 (fd, STDOUT_FILENO);
+    close (fd);
+    handle_single_connection (sockin, sockout);
+    return;
+  }
+
+  if (config.listen_fds)
+    socks = bind_socket_activation ();
+  else if (config.unixsocket)
+    socks = bind_unix_socket ();
+  else if (config.vsock)
+    socks = bind_vsock ();
+  else
+    socks = bind_tcpip_socket ();
+
+  change_user ();
+  fork_into_background ();
+  for_each_backend_after_fork ();
+  write_pidfile ();
+  if (config.run)
+    run_command ();
+  accept_incoming_connections (&socks);
+
+  for (size_t i = 0; i < socks.len; ++i)
+    close (socks.ptr[i]);
+  int_vector_reset (&socks);
+}
+
+int
+main (int argc, char *argv[])
+{
+  bool help = false, dump_plugin = false;
+  int first;
+  const char *plugin_name;
+
+  config.program_name = "nbdkit";
+  /* Keep plugin output on stdout and our messages in order. */
+  setvbuf (stdout, NULL, _IOLBF, 0);
+
+  first = parse_options (argc, argv, &help, &dump_plugin);
+  check_socket_activation ();
+
+  if (first >= argc) {
+    if (help) {
+      usage ();
+      exit (EXIT_SUCCESS);
+    }
+    usage_error ("no plugins given on the command line.");
+  }
+  plugin_name = argv[first++];
+  check_option_conflicts (dump_plugin);
+
+  /* These modes never fork and need the foreground. */
+  if (config.listen_stdin || config.run || config.listen_fds ||
+      config.exit_with_parent)
+    config.foreground = true;
+
+  if (config.exit_with_parent &&
+      prctl (PR_SET_PDEATHSIG, SIGTERM) == -1) {
+    perror ("prctl: PR_SET_PDEATHSIG");
+    exit (EXIT_FAILURE);
+  }
+
+  if (config.swap && mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
+    perror ("mlockall");
+    exit (EXIT_FAILURE);
+  }
+
+  load_backends (plugin_name);
+
+  if (help) {
+    usage ();
+    printf ("\n");
+    top->usage (top);
+    exit (EXIT_SUCCESS);
+  }
+  if (dump_plugin) {
+    top->dump_fields (top);
+    exit (EXIT_SUCCESS);
+  }
+
+  configure_backends (argc, argv, first);
+  free_debug_flags ();
+
+  lock_init_thread_model ();
+  if (config.threads == 0)
+    config.threads = DEFAULT_THREADS;
+  debug ("using thread model: %s", name_of_thread_model (thread_model));
+
+  if (config.tls != TLS_OFF && tls_init () == -1)
+    exit (EXIT_FAILURE);
+
+  top->get_ready (top);
+
+  if (config.unixsocket && strcmp (config.unixsocket, "-") == 0)
+    make_private_unix_socket ();
+
+  set_up_quit_pipe ();
+  set_up_signals ();
+
+  serve ();
+
+  debug ("shutting down");
+  connection_threads_wait (5);
+  lock_unload ();
+  top->cleanup (top);
+  for (struct backend *b = top, *next; b != NULL; b = next) {
+    next = b->next;
+    b->free (b);
+  }
+  top = NULL;
+  unlock_unload ();
+  tls_free ();
+  remove_private_unix_socket ();
+  close_quit_pipe ();
+  free (config.unixsocket);
+  free (config.unixsocket_tmpdir);
+  string_vector_free_all (&config.listen_fdnames);
+  string_vector_reset (&filter_names);
+
+  exit (captive_exit_status ());
+}

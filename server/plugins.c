@@ -1,0 +1,754 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * The plugin backend: the innermost layer of the chain.  It supplies the
+ * documented defaults for callbacks a plugin leaves out, emulates FUA,
+ * zeroing and caching where the plugin cannot do them natively, and turns
+ * the plugin's errno or nbdkit_set_error into the request's error.
+ */
+
+#include <config.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "cleanup.h"
+#include "utils.h"
+
+struct backend_plugin {
+  struct backend backend;
+  struct nbdkit_plugin plugin;  /* our copy of the plugin's struct */
+};
+
+#define PLUGIN(b) (&((struct backend_plugin *) (b))->plugin)
+
+/* Callbacks of API version 1 plugins, which take no flags. */
+typedef int (*pread_v1) (void *, void *, uint32_t, uint64_t);
+typedef int (*pwrite_v1) (void *, const void *, uint32_t, uint64_t);
+typedef int (*flush_v1) (void *);
+typedef int (*trim_v1) (void *, uint32_t, uint64_t);
+typedef int (*zero_v1) (void *, uint32_t, uint64_t, int);
+
+static bool
+is_v1 (const struct nbdkit_plugin *p)
+{
+  return p->_api_version == 1;
+}
+
+/* The error for a failed callback (nbdkit-plugin(3) "Error handling"). */
+static int
+plugin_error (const struct nbdkit_plugin *p)
+{
+  int err = p->errno_is_preserved ? errno : threadlocal_get_error ();
+  return err ? err : EIO;
+}
+
+static void
+plugin_free (struct backend *b)
+{
+  backend_unload (b, PLUGIN (b)->unload);
+  free (b);
+}
+
+static int
+plugin_thread_model (struct backend *b)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+  int model = p->_thread_model;
+
+  if (p->thread_model) {
+    int r = p->thread_model ();
+    if (r == -1)
+      exit (EXIT_FAILURE);
+    /* The callback may only make the model stricter. */
+    if (r < model)
+      model = r;
+  }
+  return model;
+}
+
+static const char *
+plugin_name (struct backend *b)
+{
+  return b->name;
+}
+
+static void
+plugin_usage (struct backend *b)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+  const char *t;
+
+  printf ("%s", b->name);
+  if (p->longname)
+    printf (" (%s)", p->longname);
+  printf ("\n");
+  printf ("(%s)\n", b->filename);
+  if (p->description) {
+    printf ("%s", p->description);
+    if ((t = strrchr (p->description, '\n')) == NULL || t[1])
+      printf ("\n");
+  }
+  if (p->config_help) {
+    printf ("%s", p->config_help);
+    if ((t = strrchr (p->config_help, '\n')) == NULL || t[1])
+      printf ("\n");
+  }
+}
+
+static const char *
+plugin_version (struct backend *b)
+{
+  return PLUGIN (b)->version;
+}
+
+static void
+plugin_dump_fields (struct backend *b)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+  char *path = nbdkit_realpath (b->filename);
+
+  printf ("path=%s\n", path ? path : b->filename);
+  free (path);
+  printf ("name=%s\n", b->name);
+  if (p->version)
+    printf ("version=%s\n", p->version);
+  printf ("api_version=%d\n", p->_api_version);
+  printf ("struct_size=%" PRIu64 "\n", p->_struct_size);
+  printf ("max_thread_model=%s\n", name_of_thread_model (p->_thread_model));
+  printf ("thread_model=%s\n", name_of_thread_model (plugin_thread_model (b)));
+  printf ("errno_is_preserved=%d\n", !!p->errno_is_preserved);
+  if (p->magic_config_key)
+    printf ("magic_config_key=%s\n", p->magic_config_key);
+
+#define HAS(field) if (p->field) printf ("has_%s=1\n", #field)
+  HAS (longname); HAS (description); HAS (load); HAS (unload);
+  HAS (dump_plugin); HAS (config); HAS (config_complete); HAS (config_help);
+  HAS (thread_model); HAS (get_ready); HAS (after_fork); HAS (cleanup);
+  HAS (preconnect); HAS (list_exports); HAS (default_export);
+  HAS (open); HAS (close); HAS (export_description); HAS (get_size);
+  HAS (block_size); HAS (can_write); HAS (can_flush); HAS (is_rotational);
+  HAS (can_trim); HAS (can_zero); HAS (can_fast_zero); HAS (can_extents);
+  HAS (can_fua); HAS (can_multi_conn); HAS (can_cache);
+  HAS (pread); HAS (pwrite); HAS (flush); HAS (trim); HAS (zero);
+  HAS (extents); HAS (cache);
+#undef HAS
+
+  if (p->dump_plugin) {
+    fflush (stdout);
+    p->dump_plugin ();
+    fflush (stdout);
+  }
+}
+
+static void
+plugin_config (struct backend *b, const char *key, const char *value)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+
+  debug ("%s: config key=%s, value=%s", b->name, key, value);
+  if (p->config == NULL) {
+    fprintf (stderr, "%s: %s: this plugin does not need command line "
+             "configuration\n"
+             "Try using: %s --help %s\n",
+             config.program_name, b->filename, config.program_name, b->name);
+    exit (EXIT_FAILURE);
+  }
+  threadlocal_set_name (b->name);
+  if (p->config (key, value) == -1)
+    exit (EXIT_FAILURE);
+  threadlocal_set_name (NULL);
+}
+
+static void
+plugin_config_complete (struct backend *b)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+
+  debug ("%s: config_complete", b->name);
+  threadlocal_set_name (b->name);
+  if (p->config_complete && p->config_complete () == -1)
+    exit (EXIT_FAILURE);
+  threadlocal_set_name (NULL);
+}
+
+static const char *
+plugin_magic_config_key (struct backend *b)
+{
+  return PLUGIN (b)->magic_config_key;
+}
+
+static void
+plugin_get_ready (struct backend *b)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+
+  debug ("%s: get_ready", b->name);
+  threadlocal_set_name (b->name);
+  if (p->get_ready && p->get_ready () == -1)
+    exit (EXIT_FAILURE);
+  threadlocal_set_name (NULL);
+}
+
+static void
+plugin_after_fork (struct backend *b)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+
+  debug ("%s: after_fork", b->name);
+  threadlocal_set_name (b->name);
+  if (p->after_fork && p->after_fork () == -1)
+    exit (EXIT_FAILURE);
+  threadlocal_set_name (NULL);
+}
+
+static void
+plugin_cleanup (struct backend *b)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+
+  debug ("%s: cleanup", b->name);
+  threadlocal_set_name (b->name);
+  if (p->cleanup)
+    p->cleanup ();
+  threadlocal_set_name (NULL);
+}
+
+static int
+plugin_preconnect (struct backend *b, int readonly)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+
+  return p->preconnect ? p->preconnect (readonly) : 0;
+}
+
+static int
+plugin_list_exports (struct backend *b, int readonly, int is_tls,
+                     struct nbdkit_exports *exports)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+
+  if (p->list_exports == NULL)
+    return nbdkit_use_default_export (exports);
+  return p->list_exports (readonly, is_tls, exports);
+}
+
+static const char *
+plugin_default_export (struct backend *b, int readonly, int is_tls)
+{
+  struct nbdkit_plugin *p = PLUGIN (b);
+
+  if (p->default_export == NULL)
+    return "";
+  return p->default_export (readonly, is_tls);
+}
+
+static void *
+plugin_open (struct context *c, int readonly, const char *exportname,
+             int is_tls)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+
+  if (p->open == NULL)
+    return NBDKIT_HANDLE_NOT_NEEDED;
+  return p->open (readonly);
+}
+
+static int
+plugin_prepare (struct context *c)
+{
+  return 0;
+}
+
+static int
+plugin_finalize (struct context *c)
+{
+  return 0;
+}
+
+static void
+plugin_close (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+
+  if (p->close)
+    p->close (c->handle);
+}
+
+static const char *
+plugin_export_description (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+
+  return p->export_description ? p->export_description (c->handle) : NULL;
+}
+
+static int64_t
+plugin_get_size (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  int64_t r = p->get_size (c->handle);
+
+  if (r < -1) {
+    nbdkit_error ("%s: get_size returned an invalid size %" PRIi64,
+                  c->b->name, r);
+    return -1;
+  }
+  return r;
+}
+
+static int
+plugin_block_size (struct context *c, uint32_t *minimum,
+                   uint32_t *preferred, uint32_t *maximum)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+
+  *minimum = *preferred = *maximum = 0;
+  if (p->block_size == NULL)
+    return 0;
+  if (p->block_size (c->handle, minimum, preferred, maximum) == -1)
+    return -1;
+  if (*minimum == 0 && *preferred == 0 && *maximum == 0)
+    return 0;
+  /* nbd-protocol.md "Size constraints". */
+  if (!is_power_of_2 (*minimum) || *minimum > 65536 ||
+      !is_power_of_2 (*preferred) || *preferred < 512 ||
+      *preferred < *minimum || *preferred > 32 * 1024 * 1024 ||
+      (*maximum != 0xffffffff && (*maximum < *preferred ||
+                                  *maximum % *minimum != 0))) {
+    nbdkit_error ("%s: block_size: invalid constraints: minimum=%" PRIu32
+                  " preferred=%" PRIu32 " maximum=%" PRIu32, c->b->name,
+                  *minimum, *preferred, *maximum);
+    return -1;
+  }
+  return 0;
+}
+
+/* A can_* callback if present, otherwise whether the operation exists. */
+static int
+call_can (int (*can) (void *), void *handle, bool fallback)
+{
+  return can ? can (handle) : fallback;
+}
+
+static int
+plugin_can_write (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  return call_can (p->can_write, c->handle, p->pwrite != NULL);
+}
+
+static int
+plugin_can_flush (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  return call_can (p->can_flush, c->handle, p->flush != NULL);
+}
+
+static int
+plugin_is_rotational (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  return call_can (p->is_rotational, c->handle, false);
+}
+
+static int
+plugin_can_trim (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  return call_can (p->can_trim, c->handle, p->trim != NULL);
+}
+
+/* Zeroing is always possible on a writable export: the plugin's zero,
+ * else writes of zeroes.
+ */
+static int
+plugin_can_zero (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+
+  if (p->can_zero) {
+    int r = p->can_zero (c->handle);
+    if (r == -1)
+      return -1;
+    return r && p->zero ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE;
+  }
+  return p->zero ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE;
+}
+
+/* Without a native zero, a fast zero request fails at once (ENOTSUP),
+ * which counts as fast.
+ */
+static int
+plugin_can_fast_zero (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+
+  if (p->can_fast_zero && !is_v1 (p))
+    return p->can_fast_zero (c->handle);
+  return backend_can_zero (c) == NBDKIT_ZERO_EMULATE;
+}
+
+static int
+plugin_can_extents (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  return call_can (p->can_extents, c->handle, p->extents != NULL);
+}
+
+static int
+plugin_can_fua (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  int r;
+
+  if (p->can_fua) {
+    r = p->can_fua (c->handle);
+    if (r == -1)
+      return -1;
+    if (r < NBDKIT_FUA_NONE || r > NBDKIT_FUA_NATIVE) {
+      nbdkit_error ("%s: can_fua returned an invalid value %d",
+                    c->b->name, r);
+      return -1;
+    }
+    /* Version 1 callbacks cannot receive the flag. */
+    if (r == NBDKIT_FUA_NATIVE && is_v1 (p))
+      r = NBDKIT_FUA_EMULATE;
+    if (r == NBDKIT_FUA_EMULATE && backend_can_flush (c) != 1)
+      r = NBDKIT_FUA_NONE;
+    return r;
+  }
+  r = backend_can_flush (c);
+  if (r == -1)
+    return -1;
+  return r ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE;
+}
+
+static int
+plugin_can_multi_conn (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  return call_can (p->can_multi_conn, c->handle, false);
+}
+
+static int
+plugin_can_cache (struct context *c)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+
+  if (p->can_cache) {
+    int r = p->can_cache (c->handle);
+    if (r != -1 && (r < NBDKIT_CACHE_NONE || r > NBDKIT_CACHE_NATIVE)) {
+      nbdkit_error ("%s: can_cache returned an invalid value %d",
+                    c->b->name, r);
+      return -1;
+    }
+    if (r == NBDKIT_CACHE_NATIVE && p->cache == NULL)
+      r = NBDKIT_CACHE_EMULATE;
+    return r;
+  }
+  return p->cache ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE;
+}
+
+/* Data operations. */
+
+static int
+plugin_pread (struct context *c, void *buf, uint32_t count, uint64_t offset,
+              uint32_t flags, int *err)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  int r;
+
+  threadlocal_set_error (0);
+  if (is_v1 (p))
+    r = ((pread_v1) (void (*) (void)) p->pread) (c->handle, buf, count, offset);
+  else
+    r = p->pread (c->handle, buf, count, offset, flags);
+  if (r == -1)
+    *err = plugin_error (p);
+  return r;
+}
+
+static int
+plugin_flush (struct context *c, uint32_t flags, int *err)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  int r;
+
+  threadlocal_set_error (0);
+  if (p->flush == NULL) {
+    nbdkit_error ("%s: flush requested but the plugin has no flush",
+                  c->b->name);
+    *err = EINVAL;
+    return -1;
+  }
+  if (is_v1 (p))
+    r = ((flush_v1) (void (*) (void)) p->flush) (c->handle);
+  else
+    r = p->flush (c->handle, flags);
+  if (r == -1)
+    *err = plugin_error (p);
+  return r;
+}
+
+/* After a write-type operation: flush if FUA was asked for and emulated. */
+static int
+finish_fua (struct context *c, bool emulate_fua, int *err)
+{
+  if (emulate_fua)
+    return plugin_flush (c, 0, err);
+  return 0;
+}
+
+static bool
+fua_is_emulated (struct context *c, uint32_t *flags)
+{
+  if ((*flags & NBDKIT_FLAG_FUA) &&
+      (c->can_fua == NBDKIT_FUA_EMULATE || is_v1 (PLUGIN (c->b)))) {
+    *flags &= ~NBDKIT_FLAG_FUA;
+    return true;
+  }
+  return false;
+}
+
+static int
+plugin_pwrite (struct context *c, const void *buf, uint32_t count,
+               uint64_t offset, uint32_t flags, int *err)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  bool emulate_fua = fua_is_emulated (c, &flags);
+  int r;
+
+  threadlocal_set_error (0);
+  if (p->pwrite == NULL) {
+    nbdkit_error ("%s: write requested but the plugin has no pwrite",
+                  c->b->name);
+    *err = EROFS;
+    return -1;
+  }
+  if (is_v1 (p))
+    r = ((pwrite_v1) (void (*) (void)) p->pwrite) (c->handle, buf, count, offset);
+  else
+    r = p->pwrite (c->handle, buf, count, offset, flags);
+  if (r == -1) {
+    *err = plugin_error (p);
+    return -1;
+  }
+  return finish_fua (c, emulate_fua, err);
+}
+
+static int
+plugin_trim (struct context *c, uint32_t count, uint64_t offset,
+             uint32_t flags, int *err)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  bool emulate_fua = fua_is_emulated (c, &flags);
+  int r;
+
+  threadlocal_set_error (0);
+  if (p->trim == NULL)
+    return 0;                   /* trim is advisory */
+  if (is_v1 (p))
+    r = ((trim_v1) (void (*) (void)) p->trim) (c->handle, count, offset);
+  else
+    r = p->trim (c->handle, count, offset, flags);
+  if (r == -1) {
+    *err = plugin_error (p);
+    return -1;
+  }
+  return finish_fua (c, emulate_fua, err);
+}
+
+/* One shared page of zeroes for emulated zeroing. */
+static char zero_buffer[256 * 1024];
+
+static int
+plugin_zero (struct context *c, uint32_t count, uint64_t offset,
+             uint32_t flags, int *err)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  bool fast = flags & NBDKIT_FLAG_FAST_ZERO;
+  bool emulate_fua = fua_is_emulated (c, &flags);
+  int r;
+
+  if (p->zero && c->can_zero == NBDKIT_ZERO_NATIVE) {
+    threadlocal_set_error (0);
+    if (is_v1 (p)) {
+      if (fast) {
+        *err = ENOTSUP;
+        return -1;
+      }
+      r = ((zero_v1) (void (*) (void)) p->zero) (c->handle, count, offset,
+                               !!(flags & NBDKIT_FLAG_MAY_TRIM));
+    }
+    else
+      r = p->zero (c->handle, count, offset, flags);
+    if (r == 0)
+      return finish_fua (c, emulate_fua, err);
+    *err = plugin_error (p);
+    /* A plugin that cannot zero this range natively falls back to
+     * writing zeroes, unless the client wanted only a fast zero.
+     */
+    if (fast || (*err != ENOTSUP && *err != EOPNOTSUPP))
+      return -1;
+  }
+
+  if (fast) {
+    *err = ENOTSUP;
+    return -1;
+  }
+  while (count > 0) {
+    uint32_t n = MIN (count, sizeof zero_buffer);
+    if (plugin_pwrite (c, zero_buffer, n, offset, 0, err) == -1)
+      return -1;
+    count -= n;
+    offset += n;
+  }
+  return finish_fua (c, emulate_fua, err);
+}
+
+static int
+plugin_extents (struct context *c, uint32_t count, uint64_t offset,
+                uint32_t flags, struct nbdkit_extents *extents, int *err)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  int r;
+
+  threadlocal_set_error (0);
+  r = p->extents (c->handle, count, offset, flags, extents);
+  if (r == -1) {
+    *err = plugin_error (p);
+    return -1;
+  }
+  if (nbdkit_extents_count (extents) == 0) {
+    nbdkit_error ("%s: extents: the plugin did not add any extent for "
+                  "offset %" PRIu64, c->b->name, offset);
+    *err = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+static int
+plugin_cache (struct context *c, uint32_t count, uint64_t offset,
+              uint32_t flags, int *err)
+{
+  struct nbdkit_plugin *p = PLUGIN (c->b);
+  int r;
+
+  if (c->can_cache == NBDKIT_CACHE_NATIVE) {
+    threadlocal_set_error (0);
+    r = p->cache (c->handle, count, offset, flags);
+    if (r == -1)
+      *err = plugin_error (p);
+    return r;
+  }
+
+  /* Emulate by reading (and discarding) the range. */
+  CLEANUP_FREE void *buf = malloc (MIN (count, 1024 * 1024));
+  if (buf == NULL) {
+    *err = ENOMEM;
+    return -1;
+  }
+  while (count > 0) {
+    uint32_t n = MIN (count, 1024 * 1024);
+    if (plugin_pread (c, buf, n, offset, 0, err) == -1)
+      return -1;
+    count -= n;
+    offset += n;
+  }
+  return 0;
+}
+
+struct backend *
+plugin_register (size_t index, const char *filename, void *dl,
+                 struct nbdkit_plugin *(*plugin_init) (void))
+{
+  struct backend_plugin *bp;
+  const struct nbdkit_plugin *src;
+  struct backend *b;
+  size_t size;
+
+  bp = calloc (1, sizeof *bp);
+  if (bp == NULL) {
+    perror ("calloc");
+    exit (EXIT_FAILURE);
+  }
+  b = &bp->backend;
+  backend_init (b, NULL, index, filename, dl, "plugin");
+
+  src = plugin_init ();
+  if (src == NULL) {
+    fprintf (stderr, "%s: %s: plugin registration function failed\n",
+             config.program_name, filename);
+    exit (EXIT_FAILURE);
+  }
+  if (src->_api_version < 1 || src->_api_version > NBDKIT_API_VERSION) {
+    fprintf (stderr, "%s: %s: plugin uses API version %d which this "
+             "nbdkit does not support (it supports 1 to %d)\n",
+             config.program_name, filename, src->_api_version,
+             NBDKIT_API_VERSION);
+    exit (EXIT_FAILURE);
+  }
+  if (src->_thread_model < NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS ||
+      src->_thread_model > NBDKIT_THREAD_MODEL_PARALLEL) {
+    fprintf (stderr, "%s: %s: plugin declares an unknown thread model %d\n",
+             config.program_name, filename, src->_thread_model);
+    exit (EXIT_FAILURE);
+  }
+  /* A plugin built against older headers has a shorter struct. */
+  size = MIN (src->_struct_size, sizeof bp->plugin);
+  memcpy (&bp->plugin, src, size);
+
+  if (bp->plugin.get_size == NULL || bp->plugin.pread == NULL) {
+    fprintf (stderr, "%s: %s: plugin must have .get_size and .pread "
+             "callbacks\n", config.program_name, filename);
+    exit (EXIT_FAILURE);
+  }
+
+  b->free = plugin_free;
+  b->thread_model = plugin_thread_model;
+  b->plugin_name = plugin_name;
+  b->usage = plugin_usage;
+  b->version = plugin_version;
+  b->dump_fields = plugin_dump_fields;
+  b->config = plugin_config;
+  b->config_complete = plugin_config_complete;
+  b->magic_config_key = plugin_magic_config_key;
+  b->get_ready = plugin_get_ready;
+  b->after_fork = plugin_after_fork;
+  b->cleanup = plugin_cleanup;
+  b->preconnect = plugin_preconnect;
+  b->list_exports = plugin_list_exports;
+  b->default_export = plugin_default_export;
+  b->open = plugin_open;
+  b->prepare = plugin_prepare;
+  b->finalize = plugin_finalize;
+  b->close = plugin_close;
+  b->export_description = plugin_export_description;
+  b->get_size = plugin_get_size;
+  b->block_size = plugin_block_size;
+  b->can_write = plugin_can_write;
+  b->can_flush = plugin_can_flush;
+  b->is_rotational = plugin_is_rotational;
+  b->can_trim = plugin_can_trim;
+  b->can_zero = plugin_can_zero;
+  b->can_fast_zero = plugin_can_fast_zero;
+  b->can_extents = plugin_can_extents;
+  b->can_fua = plugin_can_fua;
+  b->can_multi_conn = plugin_can_multi_conn;
+  b->can_cache = plugin_can_cache;
+  b->pread = plugin_pread;
+  b->pwrite = plugin_pwrite;
+  b->flush = plugin_flush;
+  b->trim = plugin_trim;
+  b->zero = plugin_zero;
+  b->extents = plugin_extents;
+  b->cache = plugin_cache;
+
+  backend_load (b, bp->plugin.name, bp->plugin.load);
+  return b;
+}

@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * The transmission phase: read a request, validate it completely, run it
+ * through the backend chain and send the reply.  This is the one place
+ * where errno becomes an NBD error.
+ */
+
+#include <config.h>
+
+#include <assert.h>
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "nbd-protocol.h"
+#include "utils.h"
+
+/* Reads at least this large look for holes to send as OFFSET_HOLE
+ * chunks; smaller ones are not worth a block status query into the
+ * plugin (which for a network-backed plugin is another round trip).
+ */
+#define HOLE_DETECTION_MIN 65536
+
+/* nbd-protocol.md "Error values". */
+uint32_t
+errno_to_nbd_error (int err)
+{
+  switch (err) {
+  case 0: return NBD_SUCCESS;
+  case EROFS:
+  case EPERM: return NBD_EPERM;
+  case EIO: return NBD_EIO;
+  case ENOMEM: return NBD_ENOMEM;
+#ifdef EDQUOT
+  case EDQUOT:
+#endif
+  case EFBIG:
+  case ENOSPC: return NBD_ENOSPC;
+#ifdef ESHUTDOWN
+  case ESHUTDOWN: return NBD_ESHUTDOWN;
+#endif
+  case ENOTSUP:
+#if EOPNOTSUPP != ENOTSUP
+  case EOPNOTSUPP:
+#endif
+    return NBD_ENOTSUP;
+  case EOVERFLOW: return NBD_EOVERFLOW;
+  case EINVAL: return NBD_EINVAL;
+  default: return NBD_EIO;
+  }
+}
+
+/* Which command flags each command accepts, before checking what the
+ * export advertised.
+ */
+static uint16_t
+allowed_flags (uint16_t cmd)
+{
+  switch (cmd) {
+  case NBD_CMD_READ: return NBD_CMD_FLAG_DF;
+  case NBD_CMD_WRITE: return NBD_CMD_FLAG_FUA;
+  case NBD_CMD_TRIM: return NBD_CMD_FLAG_FUA;
+  case NBD_CMD_WRITE_ZEROES:
+    return NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
+  case NBD_CMD_BLOCK_STATUS: return NBD_CMD_FLAG_REQ_ONE;
+  default: return 0;
+  }
+}
+
+/* Check everything about a request before the plugin sees it.  Returns
+ * 0 or an errno value, with *WHY saying what was wrong.
+ */
+static int
+validate_request (struct connection *conn, uint16_t cmd, uint16_t flags,
+                  uint64_t offset, uint32_t count, const char **why)
+{
+  struct context *c = conn->top_context;
+  uint16_t eflags = conn->eflags;
+  bool is_write = cmd == NBD_CMD_WRITE || cmd == NBD_CMD_WRITE_ZEROES ||
+    cmd == NBD_CMD_TRIM;
+
+  switch (cmd) {
+  case NBD_CMD_READ:
+  case NBD_CMD_WRITE:
+  case NBD_CMD_FLUSH:
+  case NBD_CMD_TRIM:
+  case NBD_CMD_CACHE:
+  case NBD_CMD_WRITE_ZEROES:
+  case NBD_CMD_BLOCK_STATUS:
+    break;
+  default:
+    *why = "unknown command";
+    return EINVAL;
+  }
+
+  /* Flags. */
+  if (flags & ~allowed_flags (cmd)) {
+    *why = "flag not valid for this command";
+    return EINVAL;
+  }
+  if ((flags & NBD_CMD_FLAG_FUA) && !(eflags & NBD_FLAG_SEND_FUA)) {
+    *why = "FUA flag used but not advertised";
+    return EINVAL;
+  }
+  if ((flags & NBD_CMD_FLAG_DF) && !conn->structured_replies) {
+    *why = "DF flag used without structured replies";
+    return EINVAL;
+  }
+  if ((flags & NBD_CMD_FLAG_FAST_ZERO) &&
+      !(eflags & NBD_FLAG_SEND_FAST_ZERO)) {
+    *why = "FAST_ZERO flag used but not advertised";
+    return EINVAL;
+  }
+
+  /* Permission. */
+  if (is_write && (eflags & NBD_FLAG_READ_ONLY)) {
+    *why = "write to a read-only export";
+    return EPERM;
+  }
+
+  /* Commands the export did not advertise. */
+  if ((cmd == NBD_CMD_FLUSH && !(eflags & NBD_FLAG_SEND_FLUSH)) ||
+      (cmd == NBD_CMD_TRIM && !(eflags & NBD_FLAG_SEND_TRIM)) ||
+      (cmd == NBD_CMD_WRITE_ZEROES &&
+       !(eflags & NBD_FLAG_SEND_WRITE_ZEROES)) ||
+      (cmd == NBD_CMD_CACHE && !(eflags & NBD_FLAG_SEND_CACHE))) {
+    *why = "command not supported by this export";
+    return EINVAL;
+  }
+  if (cmd == NBD_CMD_BLOCK_STATUS &&
+      (!conn->structured_replies || !conn->meta_context_base_allocation)) {
+    *why = "block status without a negotiated metadata context";
+    return EINVAL;
+  }
+
+  /* Range. */
+  if (cmd == NBD_CMD_FLUSH) {
+    if (offset != 0 || count != 0) {
+      *why = "flush offset and length must be zero";
+      return EINVAL;
+    }
+    return 0;
+  }
+  if ((cmd == NBD_CMD_READ || cmd == NBD_CMD_WRITE) &&
+      count > MAX_REQUEST_SIZE) {
+    *why = "request is larger than the maximum payload";
+    return EINVAL;
+  }
+  if (count == 0) {
+    *why = "length is zero";
+    return EINVAL;
+  }
+  if (!backend_valid_range (c, offset, count)) {
+    *why = "offset and length are out of range";
+    return cmd == NBD_CMD_WRITE || cmd == NBD_CMD_WRITE_ZEROES ?
+      ENOSPC : EINVAL;
+  }
+  if (c->minimum_block_size > 1 &&
+      ((offset | count) & (c->minimum_block_size - 1))) {
+    *why = "request is not aligned to the minimum block size";
+    return EINVAL;
+  }
+  if ((cmd == NBD_CMD_READ || cmd == NBD_CMD_WRITE) &&
+      c->maximum_block_size && count > c->maximum_block_size) {
+    *why = "request is larger than the export's maximum block size";
+    return EINVAL;
+  }
+  return 0;
+}
+
+/* For a large structured read: find which parts read as zeroes. */
+static struct nbdkit_extents *
+find_holes (struct context *c, uint32_t count, uint64_t offset)
+{
+  struct nbdkit_extents *extents;
+  int err;
+
+  if (count < HOLE_DETECTION_MIN || c->can_extents != 1)
+    return NULL;
+  extents = extents_new_internal (offset, offset + count);
+  if (extents == NULL)
+    return NULL;
+  if (backend_extents (c, count, offset, 0, extents, &err) == -1) {
+    /* Not fatal: the read simply sends everything as data. */
+    nbdkit_extents_free (extents);
+    return NULL;
+  }
+  return extents;
+}
+
+/* Run a valid request.  Returns 0 or an errno value. */
+static int
+handle_request (struct connection *conn, uint16_t cmd, uint16_t flags,
+                uint64_t offset, uint32_t count, void *buf,
+                struct nbdkit_extents **extents)
+{
+  struct context *c = conn->top_context;
+  uint32_t f = 0;
+  int err = 0;
+
+  if (flags & NBD_CMD_FLAG_FUA)
+    f |= NBDKIT_FLAG_FUA;
+
+  switch (cmd) {
+  case NBD_CMD_READ:
+    if (conn->structured_replies && !(flags & NBD_CMD_FLAG_DF))
+      *extents = find_holes (c, count, offset);
+    if (backend_pread (c, buf, count, offset, 0, &err) == -1)
+      return err;
+    break;
+
+  case NBD_CMD_WRITE:
+    if (backend_pwrite (c, buf, count, offset, f, &err) == -1)
+      return err;
+    break;
+
+  case NBD_CMD_FLUSH:
+    if (backend_flush (c, 0, &err) == -1)
+      return err;
+    break;
+
+  case NBD_CMD_TRIM:
+    if (backend_trim (c, count, offset, f, &err) == -1)
+      return err;
+    break;
+
+  case NBD_CMD_CACHE:
+    if (backend_cache (c, count, offset, 0, &err) == -1)
+      return err;
+    break;
+
+  case NBD_CMD_WRITE_ZEROES:
+    if (!(flags & NBD_CMD_FLAG_NO_HOLE))
+      f |= NBDKIT_FLAG_MAY_TRIM;
+    if (flags & NBD_CMD_FLAG_FAST_ZERO)
+      f |= NBDKIT_FLAG_FAST_ZERO;
+    if (backend_zero (c, count, offset, f, &err) == -1)
+      return err;
+    break;
+
+  case NBD_CMD_BLOCK_STATUS:
+    *extents = extents_new_internal (offset, offset + count);
+    if (*extents == NULL)
+      return ENOMEM;
+    if (flags & NBD_CMD_FLAG_REQ_ONE)
+      f |= NBDKIT_FLAG_REQ_ONE;
+    if (backend_extents (c, count, offset, f, *extents, &err) == -1)
+      return err;
+    if (nbdkit_extents_count (*extents) == 0)
+      return EIO;
+    break;
+
+  default:
+    abort ();                   /* validate_request rejected it */
+  }
+  return 0;
+}
+
+static int
+send_reply (struct connection *conn, uint64_t handle, uint16_t cmd,
+            uint16_t flags, const char *buf, uint32_t count, uint64_t offset,
+            const struct nbdkit_extents *extents, uint32_t error)
+{
+  if (!conn->structured_replies)
+    return send_simple_reply (conn, handle, cmd, buf, count, error);
+  if (error)
+    return send_structured_reply_error (conn, handle, cmd, error);
+  if (cmd == NBD_CMD_READ)
+    return send_structured_reply_read (conn, handle, flags, buf, count,
+                                       offset, extents);
+  if (cmd == NBD_CMD_BLOCK_STATUS)
+    return send_structured_reply_block_status (conn, handle, count, offset,
+                                               flags, extents);
+  return send_simple_reply (conn, handle, cmd, NULL, 0, 0);
+}
+
+void
+protocol_recv_request_send_reply (struct connection *conn)
+{
+  struct nbd_request req;
+  uint16_t cmd, flags;
+  uint32_t count, magic;
+  uint64_t offset, handle;
+  void *buf = NULL;
+  int err = 0, r;
+  const char *why = NULL;
+  struct nbdkit_extents *extents = NULL;
+  bool locked = conn->nworkers > 1;
+
+  /* Read the whole request under the read lock. */
+  if (locked)
+    pthread_mutex_lock (&conn->read_lock);
+  if (connection_get_status (conn) < 1)
+    goto unlock_and_return;
+  r = conn->recv (conn, &req, sizeof req);
+  if (r == 0) {
+    debug ("client closed input socket, closing connection");
+    connection_set_status (conn, 0);
+    goto unlock_and_return;
+  }
+  if (r == -1) {
+    nbdkit_error ("read request: %s",
+                  errno == EBADMSG ? "the client closed the connection "
+                  "in the middle of a request" : strerror (errno));
+    connection_set_status (conn, -1);
+    goto unlock_and_return;
+  }
+  magic = be32toh (req.magic);
+  if (magic != NBD_REQUEST_MAGIC) {
+    nbdkit_error ("invalid request: 'magic' field is incorrect (0x%" PRIx32
+                  "), closing the connection", magic);
+    connection_set_status (conn, -1);
+    goto unlock_and_return;
+  }
+  flags = be16toh (req.flags);
+  cmd = be16toh (req.type);
+  handle = req.handle;          /* opaque: echoed back unchanged */
+  offset = be64toh (req.offset);
+  count = be32toh (req.count);
+
+  if (cmd == NBD_CMD_DISC) {
+    debug ("client sent %s, closing connection", nbd_command_name (cmd));
+    connection_set_status (conn, 0);
+    goto unlock_and_return;
+  }
+
+  err = validate_request (conn, cmd, flags, offset, count, &why);
+
+  /* The write payload always follows the header: read it, or skip it if
+   * the request is refused.
+   */
+  if (cmd == NBD_CMD_WRITE) {
+    if (err == 0 && (buf = threadlocal_buffer (count)) == NULL)
+      err = ENOMEM;
+    if (err) {
+      if (conn_discard (conn, count) == -1) {
+        nbdkit_error ("invalid request: cannot skip write payload: %m");
+        connection_set_status (conn, -1);
+        goto unlock_and_return;
+      }
+    }
+    else if (conn_recv_full (conn, buf, count, "read data for %s",
+                             nbd_command_name (cmd)) == -1) {
+      connection_set_status (conn, -1);
+      goto unlock_and_return;
+    }
+  }
+  if (locked)
+    pthread_mutex_unlock (&conn->read_lock);
+
+  if (err) {
+    nbdkit_error ("invalid request: %s: %s (offset %" PRIu64 ", count %"
+                  PRIu32 ", flags 0x%" PRIx16 ")", nbd_command_name (cmd),
+                  why, offset, count, flags);
+  }
+  else {
+    if (cmd == NBD_CMD_READ && (buf = threadlocal_buffer (count)) == NULL)
+      err = ENOMEM;
+    else {
+      lock_request ();
+      err = handle_request (conn, cmd, flags, offset, count, buf, &extents);
+      unlock_request ();
+    }
+  }
+
+  if (send_reply (conn, handle, cmd, flags, buf, count, offset, extents,
+                  errno_to_nbd_error (err)) == -1)
+    connection_set_status (conn, -1);
+  nbdkit_extents_free (extents);
+  return;
+
+ unlock_and_return:
+  if (locked)
+    pthread_mutex_unlock (&conn->read_lock);
+}
