@@ -298,6 +298,7 @@ connection_worker (void *vconn)
 
   threadlocal_set_instance (conn->id);
   threadlocal_set_conn (conn);
+  threadlocal_set_name (top->name);
   while (!quit && connection_get_status (conn) > 0)
     protocol_recv_request_send_reply (conn);
   threadlocal_free_buffer ();
@@ -325,6 +326,7 @@ handle_single_connection (int sockin, int sockout)
   }
   threadlocal_set_instance (conn->id);
   threadlocal_set_conn (conn);
+  threadlocal_set_name (top->name);
   debug ("accepted connection");
 
   if (top->preconnect (top, config.readonly) == -1)

@@ -82,7 +82,7 @@ plugin_usage (struct backend *b)
   struct nbdkit_plugin *p = PLUGIN (b);
   const char *t;
 
-  printf ("%s", b->name);
+  printf ("plugin: %s", b->name);
   if (p->longname)
     printf (" (%s)", p->longname);
   printf ("\n");

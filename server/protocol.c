@@ -17,9 +17,10 @@
 #include "nbd-protocol.h"
 #include "utils.h"
 
-/* Reads at least this large look for holes to send as OFFSET_HOLE
- * chunks; smaller ones are not worth a block status query into the
- * plugin (which for a network-backed plugin is another round trip).
+/* Reads at least this large always look for holes to send as
+ * OFFSET_HOLE chunks; smaller ones only when they read as all zeroes, so
+ * small data reads never pay for a block status query into the plugin
+ * (which for a network-backed plugin is another round trip).
  */
 #define HOLE_DETECTION_MIN 65536
 
@@ -95,6 +96,14 @@ validate_request (struct connection *conn, uint16_t cmd, uint16_t flags,
     return EINVAL;
   }
 
+  /* Permission first: nbd-protocol.md "Error values" asks for EPERM for
+   * any write to a read-only export, whatever its flags.
+   */
+  if (is_write && (eflags & NBD_FLAG_READ_ONLY)) {
+    *why = "write to a read-only export";
+    return EPERM;
+  }
+
   /* Flags. */
   if (flags & ~allowed_flags (cmd)) {
     *why = "flag not valid for this command";
@@ -112,12 +121,6 @@ validate_request (struct connection *conn, uint16_t cmd, uint16_t flags,
       !(eflags & NBD_FLAG_SEND_FAST_ZERO)) {
     *why = "FAST_ZERO flag used but not advertised";
     return EINVAL;
-  }
-
-  /* Permission. */
-  if (is_write && (eflags & NBD_FLAG_READ_ONLY)) {
-    *why = "write to a read-only export";
-    return EPERM;
   }
 
   /* Commands the export did not advertise. */
@@ -170,14 +173,19 @@ validate_request (struct connection *conn, uint16_t cmd, uint16_t flags,
   return 0;
 }
 
-/* For a large structured read: find which parts read as zeroes. */
+/* For a structured read: which parts the plugin's extents say read as
+ * zeroes, to send as holes.  Only asked for large reads, or reads that
+ * came back all zero, so small reads of data cost nothing extra.
+ */
 static struct nbdkit_extents *
-find_holes (struct context *c, uint32_t count, uint64_t offset)
+find_holes (struct context *c, const char *buf, uint32_t count,
+            uint64_t offset)
 {
   struct nbdkit_extents *extents;
   int err;
 
-  if (count < HOLE_DETECTION_MIN || c->can_extents != 1)
+  if (c->can_extents != 1 ||
+      (count < HOLE_DETECTION_MIN && !is_zero (buf, count)))
     return NULL;
   extents = extents_new_internal (offset, offset + count);
   if (extents == NULL)
@@ -205,10 +213,10 @@ handle_request (struct connection *conn, uint16_t cmd, uint16_t flags,
 
   switch (cmd) {
   case NBD_CMD_READ:
-    if (conn->structured_replies && !(flags & NBD_CMD_FLAG_DF))
-      *extents = find_holes (c, count, offset);
     if (backend_pread (c, buf, count, offset, 0, &err) == -1)
       return err;
+    if (conn->structured_replies && !(flags & NBD_CMD_FLAG_DF))
+      *extents = find_holes (c, buf, count, offset);
     break;
 
   case NBD_CMD_WRITE:

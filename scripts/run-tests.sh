@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Set up a fresh Debian 12 machine, build, and run the whole test suite:
+# once in the normal build and once in an address,undefined sanitizer
+# build.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$top/scripts/setup.sh"
+cd "$top"
+
+# Tests are I/O bound and short: run more than one per core.
+jobs=$(( $(nproc) * 2 ))
+
+meson test -C build --num-processes "$jobs" --print-errorlogs
+
+if [ ! -f build-sanitize/build.ninja ]; then
+  meson setup build-sanitize --werror \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+fi
+ninja -C build-sanitize
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+meson test -C build-sanitize --num-processes "$jobs" --print-errorlogs \
+  --timeout-multiplier 3
