@@ -11,7 +11,7 @@ packages=(
   # Build.
   meson ninja-build gcc clang pkg-config perl
   libgnutls28-dev libsystemd-dev libjson-c-dev libnbd-dev
-  liblzma-dev zlib1g-dev libglib2.0-dev libclang-rt-14-dev
+  liblzma-dev zlib1g-dev libglib2.0-dev libclang-rt-14-dev libselinux1-dev
   # Real peers used by the tests and benchmarks.
   libnbd-bin python3-libnbd nbdkit nbdkit-plugin-dev qemu-utils
   nbd-server gnutls-bin dbus polkitd systemd socat

@@ -138,7 +138,8 @@ parse_tls_option (const char *arg)
 
 /* Parse the options.  Returns the index of the plugin name in argv. */
 static int
-parse_options (int argc, char *argv[], bool *help, bool *dump_plugin)
+parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
+               bool *version)
 {
   int c, i;
 
@@ -179,7 +180,7 @@ parse_options (int argc, char *argv[], bool *help, bool *dump_plugin)
       break;
     case 'u': config.user = optarg; break;
     case 'v': config.verbose = true; break;
-    case 'V': display_version (); exit (EXIT_SUCCESS);
+    case 'V': *version = true; break;
     case DUMP_CONFIG_OPTION: dump_config (); exit (EXIT_SUCCESS);
     case DUMP_PLUGIN_OPTION: *dump_plugin = true; break;
     case EXIT_WITH_PARENT_OPTION: config.exit_with_parent = true; break;
@@ -645,7 +646,7 @@ serve (void)
 int
 main (int argc, char *argv[])
 {
-  bool help = false, dump_plugin = false;
+  bool help = false, dump_plugin = false, version = false;
   int first;
   const char *plugin_name;
 
@@ -653,10 +654,14 @@ main (int argc, char *argv[])
   /* Keep plugin output on stdout and our messages in order. */
   setvbuf (stdout, NULL, _IOLBF, 0);
 
-  first = parse_options (argc, argv, &help, &dump_plugin);
+  first = parse_options (argc, argv, &help, &dump_plugin, &version);
   check_socket_activation ();
 
   if (first >= argc) {
+    if (version) {
+      display_version ();
+      exit (EXIT_SUCCESS);
+    }
     if (help) {
       usage ();
       exit (EXIT_SUCCESS);
@@ -671,10 +676,18 @@ main (int argc, char *argv[])
       config.exit_with_parent)
     config.foreground = true;
 
-  if (config.exit_with_parent &&
-      prctl (PR_SET_PDEATHSIG, SIGTERM) == -1) {
-    perror ("prctl: PR_SET_PDEATHSIG");
-    exit (EXIT_FAILURE);
+  if (config.exit_with_parent) {
+    pid_t parent = getppid ();
+    if (prctl (PR_SET_PDEATHSIG, SIGTERM) == -1) {
+      perror ("prctl: PR_SET_PDEATHSIG");
+      exit (EXIT_FAILURE);
+    }
+    /* The parent may have died before the prctl took effect. */
+    if (getppid () != parent) {
+      fprintf (stderr, "%s: --exit-with-parent: the parent process has "
+               "already exited\n", config.program_name);
+      exit (EXIT_FAILURE);
+    }
   }
 
   if (config.swap && mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
@@ -684,6 +697,15 @@ main (int argc, char *argv[])
 
   load_backends (plugin_name);
 
+  if (version) {
+    struct backend *b;
+    display_version ();
+    for_each_backend (b) {
+      const char *v = b->version (b);
+      printf ("%s %s\n", b->name, v ? v : "(no version)");
+    }
+    exit (EXIT_SUCCESS);
+  }
   if (help) {
     usage ();
     printf ("\n");
@@ -696,7 +718,6 @@ main (int argc, char *argv[])
   }
 
   configure_backends (argc, argv, first);
-  free_debug_flags ();
 
   lock_init_thread_model ();
   if (config.threads == 0)
@@ -705,6 +726,7 @@ main (int argc, char *argv[])
 
   if (config.tls != TLS_OFF && tls_init () == -1)
     exit (EXIT_FAILURE);
+  free_debug_flags ();
 
   top->get_ready (top);
 

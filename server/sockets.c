@@ -25,7 +25,44 @@
 #include "internal.h"
 #include "cleanup.h"
 
+#if HAVE_LIBSELINUX
+#include <selinux/selinux.h>
+#endif
+
 #define DEFAULT_PORT "10809"
+
+/* --selinux-label: label the listening sockets created from now on. */
+static void
+set_selinux_label (void)
+{
+  if (config.selinux_label == NULL)
+    return;
+#if HAVE_LIBSELINUX
+  if (is_selinux_enabled () != 1) {
+    fprintf (stderr, "%s: --selinux-label: SELinux is not enabled on this "
+             "machine\n", config.program_name);
+    exit (EXIT_FAILURE);
+  }
+  if (setsockcreatecon_raw (config.selinux_label) == -1) {
+    fprintf (stderr, "%s: --selinux-label: cannot set socket label '%s': "
+             "%m\n", config.program_name, config.selinux_label);
+    exit (EXIT_FAILURE);
+  }
+#else
+  fprintf (stderr, "%s: --selinux-label: this nbdkit was built without "
+           "SELinux support\n", config.program_name);
+  exit (EXIT_FAILURE);
+#endif
+}
+
+static void
+clear_selinux_label (void)
+{
+#if HAVE_LIBSELINUX
+  if (config.selinux_label)
+    setsockcreatecon_raw (NULL);
+#endif
+}
 
 /* Connection threads still running, for a clean shutdown. */
 static unsigned running_threads;
@@ -57,7 +94,9 @@ bind_unix_socket (void)
   }
   memcpy (addr.sun_path, config.unixsocket, len + 1);
 
+  set_selinux_label ();
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  clear_selinux_label ();
   if (fd == -1) {
     perror ("socket");
     exit (EXIT_FAILURE);
@@ -98,6 +137,7 @@ bind_tcpip_socket (void)
     exit (EXIT_FAILURE);
   }
 
+  set_selinux_label ();
   for (a = ai; a != NULL; a = a->ai_next) {
     int fd, opt = 1;
 
@@ -135,6 +175,7 @@ bind_tcpip_socket (void)
     add_socket (&socks, fd);
   }
   freeaddrinfo (ai);
+  clear_selinux_label ();
 
   if (socks.len == 0) {
     if (addr_in_use)
@@ -168,7 +209,9 @@ bind_vsock (void)
     exit (EXIT_FAILURE);
   addr.svm_port = port;
 
+  set_selinux_label ();
   fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  clear_selinux_label ();
   if (fd == -1) {
     fprintf (stderr, "%s: --vsock: cannot create an AF_VSOCK socket "
              "(this machine has no vsock support): %m\n",

@@ -77,7 +77,7 @@ dump_config (void)
   printf ("plugindir=%s\n", PLUGINDIR);
   printf ("root_tls_certificates_dir=%s\n", "/etc/pki/nbdkit");
   printf ("sbindir=%s\n", SBINDIR);
-  printf ("selinux=no\n");
+  printf ("selinux=%s\n", HAVE_LIBSELINUX ? "yes" : "no");
   printf ("sysconfdir=%s\n", SYSCONFDIR);
   printf ("tls=%s\n", HAVE_GNUTLS ? "yes" : "no");
   printf ("version=%s\n", PACKAGE_VERSION);
