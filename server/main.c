@@ -739,7 +739,11 @@ main (int argc, char *argv[])
   serve ();
 
   debug ("shutting down");
-  connection_threads_wait (5);
+  if (!connection_threads_wait (5)) {
+    /* A plugin call is stuck: unloading under it would crash. */
+    remove_private_unix_socket ();
+    exit (captive_exit_status ());
+  }
   lock_unload ();
   top->cleanup (top);
   for (struct backend *b = top, *next; b != NULL; b = next) {

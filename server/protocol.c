@@ -54,19 +54,18 @@ errno_to_nbd_error (int err)
 }
 
 /* Which command flags each command accepts, before checking what the
- * export advertised.
+ * export advertised.  nbd-protocol.md "Command flags": FUA is valid on
+ * every command once negotiated (it only matters for writes).
  */
 static uint16_t
 allowed_flags (uint16_t cmd)
 {
   switch (cmd) {
-  case NBD_CMD_READ: return NBD_CMD_FLAG_DF;
-  case NBD_CMD_WRITE: return NBD_CMD_FLAG_FUA;
-  case NBD_CMD_TRIM: return NBD_CMD_FLAG_FUA;
+  case NBD_CMD_READ: return NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_DF;
   case NBD_CMD_WRITE_ZEROES:
     return NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
-  case NBD_CMD_BLOCK_STATUS: return NBD_CMD_FLAG_REQ_ONE;
-  default: return 0;
+  case NBD_CMD_BLOCK_STATUS: return NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_REQ_ONE;
+  default: return NBD_CMD_FLAG_FUA;
   }
 }
 
@@ -208,7 +207,9 @@ handle_request (struct connection *conn, uint16_t cmd, uint16_t flags,
   uint32_t f = 0;
   int err = 0;
 
-  if (flags & NBD_CMD_FLAG_FUA)
+  if ((flags & NBD_CMD_FLAG_FUA) &&
+      (cmd == NBD_CMD_WRITE || cmd == NBD_CMD_TRIM ||
+       cmd == NBD_CMD_WRITE_ZEROES))
     f |= NBDKIT_FLAG_FUA;
 
   switch (cmd) {
