@@ -24,6 +24,9 @@
  */
 #define HOLE_DETECTION_MIN 65536
 
+/* Request buffers up to this size stay allocated in their thread. */
+#define KEEP_BUFFER_MAX (4 * 1024 * 1024)
+
 /* nbd-protocol.md "Error values". */
 uint32_t
 errno_to_nbd_error (int err)
@@ -378,6 +381,11 @@ protocol_recv_request_send_reply (struct connection *conn)
                   errno_to_nbd_error (err)) == -1)
     connection_set_status (conn, -1);
   nbdkit_extents_free (extents);
+  /* Keep ordinary buffers for the next request, but do not let every
+   * request thread hold on to a huge one.
+   */
+  if (buf && count > KEEP_BUFFER_MAX)
+    threadlocal_free_buffer ();
   return;
 
  unlock_and_return:
