@@ -409,6 +409,8 @@ filter_zero (struct context *c, uint32_t count, uint64_t offset,
 
   if (f->zero)
     return f->zero (NEXT (c), c->handle, count, offset, flags, err);
+  if (c->can_zero == NBDKIT_ZERO_EMULATE)
+    return backend_emulate_zero (c, count, offset, flags, err);
   return backend_zero (c->c_next, count, offset, flags, err);
 }
 

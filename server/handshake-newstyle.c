@@ -537,10 +537,19 @@ handle_option (struct connection *conn, bool no_zeroes)
   switch (option) {
   case NBD_OPT_EXPORT_NAME:
     return opt_export_name (conn, data, len, no_zeroes);
-  case NBD_OPT_ABORT:
+  case NBD_OPT_ABORT: {
+    /* The client may hang up without waiting for our ACK (the spec
+     * allows both), so a failure to send it is not worth an error.
+     */
+    struct nbd_fixed_new_option_reply ack = {
+      .magic = htobe64 (NBD_REP_MAGIC),
+      .option = htobe32 (option),
+      .reply = htobe32 (NBD_REP_ACK),
+    };
     debug ("client sent NBD_OPT_ABORT");
-    send_ack (conn, option);
+    conn->send (conn, &ack, sizeof ack, 0);
     return -1;
+  }
   case NBD_OPT_LIST:
     return opt_list (conn, option, len);
   case NBD_OPT_STARTTLS:

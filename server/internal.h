@@ -411,6 +411,8 @@ extern int backend_trim (struct context *c, uint32_t count, uint64_t offset,
                          uint32_t flags, int *err);
 extern int backend_zero (struct context *c, uint32_t count, uint64_t offset,
                          uint32_t flags, int *err);
+extern int backend_emulate_zero (struct context *c, uint32_t count,
+                                 uint64_t offset, uint32_t flags, int *err);
 extern int backend_extents (struct context *c, uint32_t count,
                             uint64_t offset, uint32_t flags,
                             struct nbdkit_extents *extents, int *err);

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "cleanup.h"
 #include "utils.h"
 
 struct backend_plugin {
@@ -494,32 +493,11 @@ plugin_flush (struct context *c, uint32_t flags, int *err)
   return r;
 }
 
-/* After a write-type operation: flush if FUA was asked for and emulated. */
-static int
-finish_fua (struct context *c, bool emulate_fua, int *err)
-{
-  if (emulate_fua)
-    return plugin_flush (c, 0, err);
-  return 0;
-}
-
-static bool
-fua_is_emulated (struct context *c, uint32_t *flags)
-{
-  if ((*flags & NBDKIT_FLAG_FUA) &&
-      (c->can_fua == NBDKIT_FUA_EMULATE || is_v1 (PLUGIN (c->b)))) {
-    *flags &= ~NBDKIT_FLAG_FUA;
-    return true;
-  }
-  return false;
-}
-
 static int
 plugin_pwrite (struct context *c, const void *buf, uint32_t count,
                uint64_t offset, uint32_t flags, int *err)
 {
   struct nbdkit_plugin *p = PLUGIN (c->b);
-  bool emulate_fua = fua_is_emulated (c, &flags);
   int r;
 
   threadlocal_set_error (0);
@@ -530,14 +508,13 @@ plugin_pwrite (struct context *c, const void *buf, uint32_t count,
     return -1;
   }
   if (is_v1 (p))
-    r = ((pwrite_v1) (void (*) (void)) p->pwrite) (c->handle, buf, count, offset);
+    r = ((pwrite_v1) (void (*) (void)) p->pwrite) (c->handle, buf, count,
+                                                  offset);
   else
     r = p->pwrite (c->handle, buf, count, offset, flags);
-  if (r == -1) {
+  if (r == -1)
     *err = plugin_error (p);
-    return -1;
-  }
-  return finish_fua (c, emulate_fua, err);
+  return r;
 }
 
 static int
@@ -545,7 +522,6 @@ plugin_trim (struct context *c, uint32_t count, uint64_t offset,
              uint32_t flags, int *err)
 {
   struct nbdkit_plugin *p = PLUGIN (c->b);
-  bool emulate_fua = fua_is_emulated (c, &flags);
   int r;
 
   threadlocal_set_error (0);
@@ -555,59 +531,42 @@ plugin_trim (struct context *c, uint32_t count, uint64_t offset,
     r = ((trim_v1) (void (*) (void)) p->trim) (c->handle, count, offset);
   else
     r = p->trim (c->handle, count, offset, flags);
-  if (r == -1) {
+  if (r == -1)
     *err = plugin_error (p);
-    return -1;
-  }
-  return finish_fua (c, emulate_fua, err);
+  return r;
 }
 
-/* One shared page of zeroes for emulated zeroing. */
-static char zero_buffer[256 * 1024];
-
+/* The plugin's zero if it has one; a plugin may fail it with ENOTSUP to
+ * have zeroes written instead (nbdkit-plugin(3)), unless the client asked
+ * for a fast zero.
+ */
 static int
 plugin_zero (struct context *c, uint32_t count, uint64_t offset,
              uint32_t flags, int *err)
 {
   struct nbdkit_plugin *p = PLUGIN (c->b);
-  bool fast = flags & NBDKIT_FLAG_FAST_ZERO;
-  bool emulate_fua = fua_is_emulated (c, &flags);
   int r;
 
-  if (p->zero && c->can_zero == NBDKIT_ZERO_NATIVE) {
-    threadlocal_set_error (0);
-    if (is_v1 (p)) {
-      if (fast) {
-        *err = ENOTSUP;
-        return -1;
-      }
-      r = ((zero_v1) (void (*) (void)) p->zero) (c->handle, count, offset,
-                               !!(flags & NBDKIT_FLAG_MAY_TRIM));
-    }
-    else
-      r = p->zero (c->handle, count, offset, flags);
-    if (r == 0)
-      return finish_fua (c, emulate_fua, err);
-    *err = plugin_error (p);
-    /* A plugin that cannot zero this range natively falls back to
-     * writing zeroes, unless the client wanted only a fast zero.
-     */
-    if (fast || (*err != ENOTSUP && *err != EOPNOTSUPP))
-      return -1;
-  }
+  if (c->can_zero != NBDKIT_ZERO_NATIVE)
+    return backend_emulate_zero (c, count, offset, flags, err);
 
-  if (fast) {
-    *err = ENOTSUP;
-    return -1;
-  }
-  while (count > 0) {
-    uint32_t n = MIN (count, sizeof zero_buffer);
-    if (plugin_pwrite (c, zero_buffer, n, offset, 0, err) == -1)
+  threadlocal_set_error (0);
+  if (is_v1 (p)) {
+    if (flags & NBDKIT_FLAG_FAST_ZERO) {
+      *err = ENOTSUP;
       return -1;
-    count -= n;
-    offset += n;
+    }
+    r = ((zero_v1) (void (*) (void)) p->zero) (c->handle, count, offset,
+                                              !!(flags & NBDKIT_FLAG_MAY_TRIM));
   }
-  return finish_fua (c, emulate_fua, err);
+  else
+    r = p->zero (c->handle, count, offset, flags);
+  if (r == 0)
+    return 0;
+  *err = plugin_error (p);
+  if ((flags & NBDKIT_FLAG_FAST_ZERO) || (*err != ENOTSUP && *err != EOPNOTSUPP))
+    return -1;
+  return backend_emulate_zero (c, count, offset, flags, err);
 }
 
 static int
@@ -639,28 +598,11 @@ plugin_cache (struct context *c, uint32_t count, uint64_t offset,
   struct nbdkit_plugin *p = PLUGIN (c->b);
   int r;
 
-  if (c->can_cache == NBDKIT_CACHE_NATIVE) {
-    threadlocal_set_error (0);
-    r = p->cache (c->handle, count, offset, flags);
-    if (r == -1)
-      *err = plugin_error (p);
-    return r;
-  }
-
-  /* Emulate by reading (and discarding) the range. */
-  CLEANUP_FREE void *buf = malloc (MIN (count, 1024 * 1024));
-  if (buf == NULL) {
-    *err = ENOMEM;
-    return -1;
-  }
-  while (count > 0) {
-    uint32_t n = MIN (count, 1024 * 1024);
-    if (plugin_pread (c, buf, n, offset, 0, err) == -1)
-      return -1;
-    count -= n;
-    offset += n;
-  }
-  return 0;
+  threadlocal_set_error (0);
+  r = p->cache (c->handle, count, offset, flags);
+  if (r == -1)
+    *err = plugin_error (p);
+  return r;
 }
 
 struct backend *
