@@ -617,6 +617,10 @@ serve (void)
     dup2 (fd, STDIN_FILENO);
     dup2 (fd, STDOUT_FILENO);
     close (fd);
+    change_user ();
+    /* after_fork runs whether or not we forked (nbdkit-plugin(3)). */
+    for_each_backend_after_fork ();
+    write_pidfile ();
     handle_single_connection (sockin, sockout);
     return;
   }

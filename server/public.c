@@ -436,17 +436,26 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
     deadline.tv_nsec -= 1000000000;
   }
 
-  if (quit_fd >= 0)
-    fds[nfds++] = (struct pollfd) { .fd = quit_fd, .events = POLLIN };
-  if (conn && conn->status_pipe[0] >= 0)
-    fds[nfds++] = (struct pollfd) { .fd = conn->status_pipe[0],
-                                    .events = POLLIN };
-
   for (;;) {
     int64_t ms;
     int r;
 
-    if (quit || (conn && connection_get_status (conn) < 1)) {
+    /* The status pipe stays readable once the connection starts
+     * closing, so only watch it while the connection is healthy.
+     */
+    nfds = 0;
+    if (quit_fd >= 0)
+      fds[nfds++] = (struct pollfd) { .fd = quit_fd, .events = POLLIN };
+    if (conn && conn->status_pipe[0] >= 0 &&
+        connection_get_status (conn) > 0)
+      fds[nfds++] = (struct pollfd) { .fd = conn->status_pipe[0],
+                                      .events = POLLIN };
+
+    /* A client that hung up or disconnected politely may still be
+     * waited for (a delay in .close); a failed connection or a server
+     * shutdown may not.
+     */
+    if (quit || (conn && connection_get_status (conn) < 0)) {
       nbdkit_error ("aborting sleep to shut down");
       errno = ESHUTDOWN;
       return -1;
