@@ -16,10 +16,14 @@ meson test -C build --num-processes "$jobs" --print-errorlogs
 
 if [ ! -f build-sanitize/build.ninja ]; then
   meson setup build-sanitize --werror \
-    -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+    -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+    --prefix="$top/build-sanitize/_install"
 fi
 ninja -C build-sanitize
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 meson test -C build-sanitize --num-processes "$jobs" --print-errorlogs \
   --timeout-multiplier 3
+
+# The installed layout (from the sanitizer build, into its own prefix).
+"$top/scripts/check-install.sh" build-sanitize
