@@ -119,11 +119,16 @@ run_command (void)
     signal (SIGHUP, SIG_DFL);
     setenv ("uri", uri, 1);
     setenv ("nbd", uri, 1);
-    setenv ("tls", tls, 1);
+    if (config.tls != TLS_OFF)
+      setenv ("tls", tls, 1);
+    else
+      unsetenv ("tls");
     setenv ("exportname", config.exportname ? config.exportname : "", 1);
     setenv ("unixsocket", config.unixsocket ? config.unixsocket : "", 1);
-    if (config.unixsocket || config.vsock)
-      setenv ("port", config.vsock && config.port ? config.port : "", 1);
+    if (config.vsock)
+      setenv ("port", config.port ? config.port : "10809", 1);
+    else if (config.unixsocket)
+      setenv ("port", "", 1);
     else
       setenv ("port", config.port ? config.port : "10809", 1);
     execl ("/bin/sh", "sh", "-c", config.run, (char *) NULL);

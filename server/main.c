@@ -289,6 +289,30 @@ check_socket_activation (void)
   }
   config.listen_fds = fds;
 
+  /* Check the inherited descriptors now, before we open any of our own
+   * that could take their numbers: each must be a listening socket.
+   */
+  for (unsigned i = 0; i < fds; ++i) {
+    int fd = 3 + i, flags, listening = 0;
+    socklen_t len = sizeof listening;
+    struct stat st;
+
+    flags = fcntl (fd, F_GETFD);
+    if (flags == -1 || fstat (fd, &st) == -1) {
+      fprintf (stderr, "%s: socket activation: LISTEN_FDS=%u but fd %d is "
+               "not open\n", config.program_name, fds, fd);
+      exit (EXIT_FAILURE);
+    }
+    if (!S_ISSOCK (st.st_mode) ||
+        getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 ||
+        !listening) {
+      fprintf (stderr, "%s: socket activation: fd %d is not a listening "
+               "socket\n", config.program_name, fd);
+      exit (EXIT_FAILURE);
+    }
+    fcntl (fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+
   /* Keep the names (colon separated) for the daemon's use. */
   if (s_names) {
     CLEANUP_FREE char *copy = strdup (s_names);
@@ -453,32 +477,55 @@ configure_backends (int argc, char *argv[], int first)
   top->config_complete (top);
 }
 
-static uid_t
-lookup_user (const char *name)
+/* A user or group given by name or number: -1 if neither. */
+static long
+lookup_id (const char *name, bool is_user)
 {
-  struct passwd *pw = getpwnam (name);
-  unsigned id;
+  char *end;
+  long id;
 
-  if (pw)
-    return pw->pw_uid;
-  if (nbdkit_parse_unsigned ("user", name, &id) == 0)
+  if (is_user) {
+    struct passwd *pw = getpwnam (name);
+    if (pw)
+      return pw->pw_uid;
+  }
+  else {
+    struct group *gr = getgrnam (name);
+    if (gr)
+      return gr->gr_gid;
+  }
+  errno = 0;
+  id = strtol (name, &end, 10);
+  if (*name && *end == '\0' && errno == 0 && id >= 0 && id < INT_MAX)
     return id;
-  fprintf (stderr, "%s: -u: unknown user '%s'\n", config.program_name, name);
-  exit (EXIT_FAILURE);
+  return -1;
 }
 
-static gid_t
-lookup_group (const char *name)
-{
-  struct group *gr = getgrnam (name);
-  unsigned id;
+static uid_t uid_to_set;
+static gid_t gid_to_set;
 
-  if (gr)
-    return gr->gr_gid;
-  if (nbdkit_parse_unsigned ("group", name, &id) == 0)
-    return id;
-  fprintf (stderr, "%s: -g: unknown group '%s'\n", config.program_name, name);
-  exit (EXIT_FAILURE);
+/* -u/-g: resolved before anything is bound, applied after. */
+static void
+resolve_user_and_group (void)
+{
+  long id;
+
+  if (config.user) {
+    if ((id = lookup_id (config.user, true)) == -1) {
+      fprintf (stderr, "%s: -u: unknown user '%s'\n",
+               config.program_name, config.user);
+      exit (EXIT_FAILURE);
+    }
+    uid_to_set = id;
+  }
+  if (config.group) {
+    if ((id = lookup_id (config.group, false)) == -1) {
+      fprintf (stderr, "%s: -g: unknown group '%s'\n",
+               config.program_name, config.group);
+      exit (EXIT_FAILURE);
+    }
+    gid_to_set = id;
+  }
 }
 
 /* -u/-g: give up root once the sockets are bound. */
@@ -486,7 +533,7 @@ static void
 change_user (void)
 {
   if (config.group) {
-    gid_t gid = lookup_group (config.group);
+    gid_t gid = gid_to_set;
     if (setgroups (1, &gid) == -1 || setgid (gid) == -1) {
       fprintf (stderr, "%s: setgid: %s: %m\n",
                config.program_name, config.group);
@@ -495,7 +542,7 @@ change_user (void)
     debug ("changed group to %s", config.group);
   }
   if (config.user) {
-    uid_t uid = lookup_user (config.user);
+    uid_t uid = uid_to_set;
     if (!config.group) {
       struct passwd *pw = getpwuid (uid);
       if (pw && (initgroups (pw->pw_name, pw->pw_gid) == -1 ||
@@ -699,6 +746,7 @@ main (int argc, char *argv[])
     exit (EXIT_FAILURE);
   }
 
+  resolve_user_and_group ();
   load_backends (plugin_name);
 
   if (version) {

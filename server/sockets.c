@@ -239,15 +239,8 @@ bind_socket_activation (void)
   int_vector socks = empty_vector;
 
   for (unsigned i = 0; i < config.listen_fds; ++i) {
-    int fd = 3 + i;
-    int flags = fcntl (fd, F_GETFD);
-    if (flags == -1) {
-      fprintf (stderr, "%s: socket activation: fd %d is not open: %m\n",
-               config.program_name, fd);
-      exit (EXIT_FAILURE);
-    }
-    fcntl (fd, F_SETFD, flags | FD_CLOEXEC);
-    add_socket (&socks, fd);
+    /* Checked and made close-on-exec in main.c at startup. */
+    add_socket (&socks, 3 + i);
   }
   debug ("using %u socket(s) from socket activation", config.listen_fds);
   return socks;
@@ -283,9 +276,19 @@ accept_connection (int listen_sock)
 
   sock = accept4 (listen_sock, NULL, NULL, SOCK_CLOEXEC);
   if (sock == -1) {
-    if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+    switch (errno) {
+    case EINTR: case EAGAIN: case ECONNABORTED:
+      return;
+    case EBADF: case ENOTSOCK: case EINVAL: case EOPNOTSUPP:
+      /* The listener itself is unusable: retrying would spin. */
+      nbdkit_error ("accept: %m: the listening socket is not usable");
+      exit (EXIT_FAILURE);
+    default:
       nbdkit_error ("accept: %m");
-    return;
+      /* Out of descriptors or memory: back off briefly. */
+      poll (NULL, 0, 100);
+      return;
+    }
   }
   /* Latency matters more than packet count for NBD replies. */
   setsockopt (sock, IPPROTO_TCP, TCP_NODELAY, &opt, sizeof opt);
