@@ -67,6 +67,12 @@ hello_get_ready (void)
   return 0;
 }
 
+static void
+hello_unload (void)
+{
+  free (disk);
+}
+
 static void *
 hello_open (int readonly)
 {
@@ -100,6 +106,7 @@ hello_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
 static struct nbdkit_plugin plugin = {
   .name = "hello",
   .version = "1.0",
+  .unload = hello_unload,
   .config = hello_config,
   .config_help = "size=<SIZE>  Size of the disk\nscript=<FILE> Serve FILE",
   .get_ready = hello_get_ready,
