@@ -160,6 +160,14 @@ NBDKIT_EXTERN_DECL (int, nbdkit_peer_name,
 NBDKIT_EXTERN_DECL (int64_t, nbdkit_peer_pid, (void));
 NBDKIT_EXTERN_DECL (int64_t, nbdkit_peer_uid, (void));
 NBDKIT_EXTERN_DECL (int64_t, nbdkit_peer_gid, (void));
+/* The TLS identity of the client, as new strings (free them): the
+ * subject and issuer DNs of a verified client certificate, and (an
+ * extension of this project) the PSK username.  "" when there is none;
+ * NULL with an error reported outside a connection.
+ */
+NBDKIT_EXTERN_DECL (char *, nbdkit_peer_tls_dn, (void));
+NBDKIT_EXTERN_DECL (char *, nbdkit_peer_tls_issuer_dn, (void));
+NBDKIT_EXTERN_DECL (char *, nbdkit_peer_tls_username, (void));
 
 /* Extents lists. */
 NBDKIT_EXTERN_DECL (struct nbdkit_extents *, nbdkit_extents_new,

@@ -274,6 +274,9 @@ free_connection (struct connection *conn)
   free (conn->exportname);
   free (conn->meta_context_exportname);
   free (conn->tls_username);
+  free (conn->tls_psk_username);
+  free (conn->tls_dn);
+  free (conn->tls_issuer_dn);
   string_vector_free_all (&conn->interns);
   free (conn);
 }

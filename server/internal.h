@@ -193,6 +193,8 @@ struct connection {
   uint16_t eflags;
   bool using_tls;
   char *tls_username;           /* PSK user or client certificate DN */
+  char *tls_psk_username;       /* PSK user, if PSK was used */
+  char *tls_dn, *tls_issuer_dn; /* verified client certificate's DNs */
   struct context *top_context;  /* open chain in the transmission phase */
   const char *default_exportname; /* cached default_export answer */
 

@@ -565,6 +565,43 @@ nbdkit_peer_gid (void)
   return peer_cred ("nbdkit_peer_gid", conn ? conn->peer_gid : -1);
 }
 
+static char *
+peer_tls_string (const char *fn, size_t offset)
+{
+  struct connection *conn = current_connection (fn);
+  const char *value;
+  char *r;
+
+  if (conn == NULL)
+    return NULL;
+  value = *(char **) ((char *) conn + offset);
+  r = strdup (value ? value : "");
+  if (r == NULL)
+    nbdkit_error ("%s: strdup: %m", fn);
+  return r;
+}
+
+NBDKIT_DLL_PUBLIC char *
+nbdkit_peer_tls_dn (void)
+{
+  return peer_tls_string ("nbdkit_peer_tls_dn",
+                          offsetof (struct connection, tls_dn));
+}
+
+NBDKIT_DLL_PUBLIC char *
+nbdkit_peer_tls_issuer_dn (void)
+{
+  return peer_tls_string ("nbdkit_peer_tls_issuer_dn",
+                          offsetof (struct connection, tls_issuer_dn));
+}
+
+NBDKIT_DLL_PUBLIC char *
+nbdkit_peer_tls_username (void)
+{
+  return peer_tls_string ("nbdkit_peer_tls_username",
+                          offsetof (struct connection, tls_psk_username));
+}
+
 NBDKIT_DLL_PUBLIC void
 nbdkit_disconnect (int force)
 {

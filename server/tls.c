@@ -747,32 +747,59 @@ tls_close (struct connection *conn)
   conn->sockin = conn->sockout = -1;
 }
 
-/* The client's identity once the handshake succeeded: the PSK username,
- * or the subject DN of its verified certificate.  NULL if none.
- */
+/* Copy a DN of the client's certificate into a new string. */
 static char *
-client_identity (gnutls_session_t session, const struct handshake_state *hs)
+certificate_dn (gnutls_x509_crt_t crt, bool issuer)
+{
+  gnutls_datum_t dn = { NULL, 0 };
+  char *r = NULL;
+  int e = issuer ? gnutls_x509_crt_get_issuer_dn3 (crt, &dn, 0)
+    : gnutls_x509_crt_get_dn3 (crt, &dn, 0);
+
+  if (e == 0) {
+    r = strndup ((const char *) dn.data, dn.size);
+    gnutls_free (dn.data);
+  }
+  return r;
+}
+
+/* The client's identity once the handshake succeeded: the PSK username,
+ * or the subject and issuer DNs of its verified certificate.
+ * conn->tls_username is whichever of the PSK user or subject DN exists,
+ * for messages.
+ */
+static void
+record_client_identity (struct connection *conn, gnutls_session_t session,
+                        const struct handshake_state *hs)
 {
   const gnutls_datum_t *certs;
   unsigned n = 0;
   gnutls_x509_crt_t crt;
-  gnutls_datum_t dn = { NULL, 0 };
-  char *r = NULL;
 
-  if (hs->psk_user)
-    return strdup (hs->psk_user->name);
+  free (conn->tls_username);
+  free (conn->tls_psk_username);
+  free (conn->tls_dn);
+  free (conn->tls_issuer_dn);
+  conn->tls_username = conn->tls_psk_username = NULL;
+  conn->tls_dn = conn->tls_issuer_dn = NULL;
+
+  if (hs->psk_user) {
+    conn->tls_psk_username = strdup (hs->psk_user->name);
+    conn->tls_username = strdup (hs->psk_user->name);
+    return;
+  }
   if (!config.tls_verify_peer)
-    return NULL;
+    return;
   certs = gnutls_certificate_get_peers (session, &n);
   if (certs == NULL || n == 0 || gnutls_x509_crt_init (&crt) < 0)
-    return NULL;
-  if (gnutls_x509_crt_import (crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
-      gnutls_x509_crt_get_dn3 (crt, &dn, 0) == 0) {
-    r = strndup ((const char *) dn.data, dn.size);
-    gnutls_free (dn.data);
+    return;
+  if (gnutls_x509_crt_import (crt, &certs[0], GNUTLS_X509_FMT_DER) == 0) {
+    conn->tls_dn = certificate_dn (crt, false);
+    conn->tls_issuer_dn = certificate_dn (crt, true);
+    if (conn->tls_dn)
+      conn->tls_username = strdup (conn->tls_dn);
   }
   gnutls_x509_crt_deinit (crt);
-  return r;
 }
 
 /* -D nbdkit.tls.session=1: everything about a new session. */
@@ -879,8 +906,7 @@ tls_upgrade (struct connection *conn)
     return -1;
   }
 
-  free (conn->tls_username);
-  conn->tls_username = client_identity (session, &hs);
+  record_client_identity (conn, session, &hs);
   if (config.verbose) {
     char *desc = gnutls_session_get_desc (session);
     debug ("TLS: handshake complete: %s, %s%s%s", desc ? desc : "?",

@@ -75,7 +75,7 @@ dump_config (void)
   printf ("mandir=%s\n", MANDIR);
   printf ("name=%s\n", "nbdkit");
   printf ("plugindir=%s\n", PLUGINDIR);
-  printf ("root_tls_certificates_dir=%s\n", "/etc/pki/nbdkit");
+  printf ("root_tls_certificates_dir=%s\n", SYSCONFDIR "/pki/nbdkit");
   printf ("sbindir=%s\n", SBINDIR);
   printf ("selinux=%s\n", HAVE_LIBSELINUX ? "yes" : "no");
   printf ("sysconfdir=%s\n", SYSCONFDIR);
