@@ -17,12 +17,10 @@
 #include "nbd-protocol.h"
 #include "utils.h"
 
-/* Reads at least this large always look for holes to send as
- * OFFSET_HOLE chunks; smaller ones only when they read as all zeroes, so
- * small data reads never pay for a block status query into the plugin
- * (which for a network-backed plugin is another round trip).
+/* The granularity at which read data is checked for zeroes before
+ * asking the plugin where its holes are.
  */
-#define HOLE_DETECTION_MIN 65536
+#define HOLE_BLOCK 4096
 
 /* Request buffers up to this size stay allocated in their thread. */
 #define KEEP_BUFFER_MAX (4 * 1024 * 1024)
@@ -175,9 +173,30 @@ validate_request (struct connection *conn, uint16_t cmd, uint16_t flags,
   return 0;
 }
 
+/* Whether any aligned block of the read data is all zeroes: a hole can
+ * only be where the data reads as zeroes, and for data this check stops
+ * at the first non-zero byte of each block, so it costs next to nothing.
+ */
+static bool
+has_zero_block (const char *buf, uint32_t count, uint64_t offset)
+{
+  uint32_t pos = 0;
+
+  while (pos < count) {
+    uint32_t n = HOLE_BLOCK - ((offset + pos) & (HOLE_BLOCK - 1));
+    if (n > count - pos)
+      n = count - pos;
+    if (is_zero (buf + pos, n))
+      return true;
+    pos += n;
+  }
+  return false;
+}
+
 /* For a structured read: which parts the plugin's extents say read as
- * zeroes, to send as holes.  Only asked for large reads, or reads that
- * came back all zero, so small reads of data cost nothing extra.
+ * zeroes, to send as holes.  The plugin is only asked when part of the
+ * data came back as zeroes, so reads of data never pay for a block
+ * status query (for a network-backed plugin, another round trip).
  */
 static struct nbdkit_extents *
 find_holes (struct context *c, const char *buf, uint32_t count,
@@ -186,8 +205,7 @@ find_holes (struct context *c, const char *buf, uint32_t count,
   struct nbdkit_extents *extents;
   int err;
 
-  if (c->can_extents != 1 ||
-      (count < HOLE_DETECTION_MIN && !is_zero (buf, count)))
+  if (c->can_extents != 1 || !has_zero_block (buf, count, offset))
     return NULL;
   extents = extents_new_internal (offset, offset + count);
   if (extents == NULL)
