@@ -143,8 +143,6 @@ extern void lock_connection (void);
 extern void unlock_connection (void);
 extern void lock_request (void);
 extern void unlock_request (void);
-extern void lock_unload (void);
-extern void unlock_unload (void);
 
 /* sockets.c */
 DEFINE_VECTOR_TYPE (int_vector, int)

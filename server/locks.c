@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * The thread model: the locks that serialize connections or requests
- * according to the most restrictive model in the chain, and the unload
- * lock that keeps the plugin loaded while any request runs.
+ * according to the most restrictive model in the chain.
  */
 
 #include <config.h>
@@ -15,7 +14,6 @@ int thread_model = -1;
 
 static pthread_mutex_t connection_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t all_requests_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_rwlock_t unload_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 const char *
 name_of_thread_model (int model)
@@ -62,30 +60,20 @@ unlock_connection (void)
     pthread_mutex_unlock (&connection_lock);
 }
 
+/* Unloading needs no lock of its own on the request path: main.c only
+ * unloads once every connection thread has ended, and does not unload
+ * at all if one is stuck.
+ */
 void
 lock_request (void)
 {
   if (thread_model <= NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS)
     pthread_mutex_lock (&all_requests_lock);
-  pthread_rwlock_rdlock (&unload_lock);
 }
 
 void
 unlock_request (void)
 {
-  pthread_rwlock_unlock (&unload_lock);
   if (thread_model <= NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS)
     pthread_mutex_unlock (&all_requests_lock);
-}
-
-void
-lock_unload (void)
-{
-  pthread_rwlock_wrlock (&unload_lock);
-}
-
-void
-unlock_unload (void)
-{
-  pthread_rwlock_unlock (&unload_lock);
 }

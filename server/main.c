@@ -796,14 +796,12 @@ main (int argc, char *argv[])
     remove_private_unix_socket ();
     exit (captive_exit_status ());
   }
-  lock_unload ();
   top->cleanup (top);
   for (struct backend *b = top, *next; b != NULL; b = next) {
     next = b->next;
     b->free (b);
   }
   top = NULL;
-  unlock_unload ();
   tls_free ();
   remove_private_unix_socket ();
   close_quit_pipe ();
