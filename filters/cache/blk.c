@@ -23,6 +23,7 @@
 #include "bitmap.h"
 #include "blk.h"
 #include "cleanup.h"
+#include "fileio.h"
 #include "utils.h"
 
 /* Operations on block N hold block_locks[N % NR_BLOCK_LOCKS]: a fixed
@@ -55,24 +56,12 @@ static uint64_t dirty_blocks;
 static int
 create_cache_file (void)
 {
-  const char *tmpdir = getenv ("TMPDIR");
-  CLEANUP_FREE char *template = NULL;
-  int r;
+  const char *tmpdir;
+  int r = make_unlinked_tmpfile ("nbdkit-cache", &tmpdir);
 
-  if (tmpdir == NULL || *tmpdir == '\0')
-    tmpdir = "/var/tmp";
-  if (asprintf (&template, "%s/nbdkit-cache-XXXXXX", tmpdir) == -1) {
-    nbdkit_error ("asprintf: %m");
-    return -1;
-  }
-  r = mkostemp (template, O_CLOEXEC);
-  if (r == -1) {
+  if (r == -1)
     nbdkit_error ("cannot create the cache file in %s: %m "
                   "(set TMPDIR to a writable directory)", tmpdir);
-    return -1;
-  }
-  unlink (template);
-  nbdkit_debug ("cache: cache file %s (unlinked)", template);
   return r;
 }
 
@@ -203,25 +192,10 @@ set_state (uint64_t blknum, enum block_state new)
 static int
 read_cache (void *buf, uint32_t count, uint64_t offset, int *err)
 {
-  char *p = buf;
-  ssize_t r;
-
-  while (count > 0) {
-    r = pread (fd, p, count, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      nbdkit_error ("pread: cache file: %m");
-      return -1;
-    }
-    if (r == 0) {
-      memset (p, 0, count);
-      return 0;
-    }
-    p += r;
-    count -= r;
-    offset += r;
+  if (full_pread (fd, buf, count, offset) == -1) {
+    *err = errno;
+    nbdkit_error ("pread: cache file: %m");
+    return -1;
   }
   return 0;
 }
@@ -229,21 +203,10 @@ read_cache (void *buf, uint32_t count, uint64_t offset, int *err)
 static int
 write_cache (const void *buf, uint32_t count, uint64_t offset, int *err)
 {
-  const char *p = buf;
-  ssize_t r;
-
-  while (count > 0) {
-    r = pwrite (fd, p, count, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      nbdkit_error ("pwrite: cache file: %m");
-      return -1;
-    }
-    p += r;
-    count -= r;
-    offset += r;
+  if (full_pwrite (fd, buf, count, offset) == -1) {
+    *err = errno;
+    nbdkit_error ("pwrite: cache file: %m");
+    return -1;
   }
   return 0;
 }

@@ -22,6 +22,7 @@
 #include "bitmap.h"
 #include "blk.h"
 #include "cleanup.h"
+#include "fileio.h"
 #include "utils.h"
 
 /* Changes to block N are serialized by block_locks[N % NR_BLOCK_LOCKS]:
@@ -48,24 +49,12 @@ static bool size_known;
 static int
 create_overlay_file (void)
 {
-  const char *tmpdir = getenv ("TMPDIR");
-  CLEANUP_FREE char *template = NULL;
-  int r;
+  const char *tmpdir;
+  int r = make_unlinked_tmpfile ("nbdkit-cow", &tmpdir);
 
-  if (tmpdir == NULL || *tmpdir == '\0')
-    tmpdir = "/var/tmp";
-  if (asprintf (&template, "%s/nbdkit-cow-XXXXXX", tmpdir) == -1) {
-    nbdkit_error ("asprintf: %m");
-    return -1;
-  }
-  r = mkostemp (template, O_CLOEXEC);
-  if (r == -1) {
+  if (r == -1)
     nbdkit_error ("cannot create the overlay file in %s: %m "
                   "(set TMPDIR to a writable directory)", tmpdir);
-    return -1;
-  }
-  unlink (template);
-  nbdkit_debug ("cow: overlay file %s (unlinked)", template);
   return r;
 }
 
@@ -144,25 +133,10 @@ blk_length (uint64_t blknum)
 int
 blk_read_overlay (void *buf, uint32_t count, uint64_t offset, int *err)
 {
-  char *p = buf;
-  ssize_t r;
-
-  while (count > 0) {
-    r = pread (fd, p, count, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      nbdkit_error ("pread: overlay file: %m");
-      return -1;
-    }
-    if (r == 0) {
-      memset (p, 0, count);
-      return 0;
-    }
-    p += r;
-    count -= r;
-    offset += r;
+  if (full_pread (fd, buf, count, offset) == -1) {
+    *err = errno;
+    nbdkit_error ("pread: overlay file: %m");
+    return -1;
   }
   return 0;
 }
@@ -170,21 +144,10 @@ blk_read_overlay (void *buf, uint32_t count, uint64_t offset, int *err)
 static int
 write_overlay (const void *buf, uint32_t count, uint64_t offset, int *err)
 {
-  const char *p = buf;
-  ssize_t r;
-
-  while (count > 0) {
-    r = pwrite (fd, p, count, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      nbdkit_error ("pwrite: overlay file: %m");
-      return -1;
-    }
-    p += r;
-    count -= r;
-    offset += r;
+  if (full_pwrite (fd, buf, count, offset) == -1) {
+    *err = errno;
+    nbdkit_error ("pwrite: overlay file: %m");
+    return -1;
   }
   return 0;
 }
