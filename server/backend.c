@@ -7,7 +7,6 @@
 #include <config.h>
 
 #include <assert.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -100,8 +99,10 @@ backend_unload (struct backend *b, void (*unload) (void))
     unload ();
   }
   threadlocal_set_name (NULL);
-  if (getenv ("NBDKIT_VALGRIND") == NULL)
-    dlclose (b->dl);
+  /* The module is not dlclose'd: the process is about to exit, and a
+   * library the module pulled in (libnbd, say) may still have
+   * thread-specific data whose destructors must not vanish.
+   */
   free (b->name);
   free (b->filename);
 }
