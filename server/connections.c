@@ -15,26 +15,24 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "internal.h"
 #include "cleanup.h"
+#include "utils.h"
 
 /* Every open connection, so a shutdown can wake them all. */
 DEFINE_VECTOR_TYPE (connection_list, struct connection *)
 static connection_list connections = empty_vector;
 static pthread_mutex_t connections_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Read on every request, so without a lock; changes are serialized by
+ * status_lock.
+ */
 int
 connection_get_status (struct connection *conn)
 {
-  int r;
-
-  if (conn->nworkers > 1)
-    pthread_mutex_lock (&conn->status_lock);
-  r = conn->status;
-  if (conn->nworkers > 1)
-    pthread_mutex_unlock (&conn->status_lock);
-  return r;
+  return __atomic_load_n (&conn->status, __ATOMIC_ACQUIRE);
 }
 
 /* Status only ever goes down: 1 (serving) → 0 (closing) → -1 (failed). */
@@ -49,7 +47,7 @@ connection_set_status (struct connection *conn, int value)
       if (write (conn->status_pipe[1], &c, 1) != 1 && errno != EAGAIN)
         nbdkit_error ("failed to notify request threads of close: %m");
     }
-    conn->status = value;
+    __atomic_store_n (&conn->status, value, __ATOMIC_RELEASE);
   }
   if (conn->nworkers > 1)
     pthread_mutex_unlock (&conn->status_lock);
@@ -81,23 +79,46 @@ raw_recv (struct connection *conn, void *vbuf, size_t len)
   return 1;
 }
 
+/* A small piece sent with SEND_MORE (a reply header) is held back and
+ * sent in one sendmsg with what follows (the payload), saving a system
+ * call per reply.  Called with the connection's write lock held.
+ */
 static int
 raw_send_socket (struct connection *conn, const void *vbuf, size_t len,
                  int flags)
 {
-  const char *buf = vbuf;
+  struct iovec iov[2];
+  struct msghdr msg = { .msg_iov = iov };
   int f = MSG_NOSIGNAL | (flags & SEND_MORE ? MSG_MORE : 0);
 
-  while (len > 0) {
-    ssize_t r = send (conn->sockout, buf, len, f);
+  if ((flags & SEND_MORE) && conn->held_len + len <= sizeof conn->held) {
+    memcpy (conn->held + conn->held_len, vbuf, len);
+    conn->held_len += len;
+    return 0;
+  }
+
+  iov[0] = (struct iovec) { conn->held, conn->held_len };
+  iov[1] = (struct iovec) { (void *) vbuf, len };
+  while (iov[0].iov_len + iov[1].iov_len > 0) {
+    ssize_t r;
+
+    msg.msg_iov = iov[0].iov_len ? &iov[0] : &iov[1];
+    msg.msg_iovlen = iov[0].iov_len ? 2 : 1;
+    r = sendmsg (conn->sockout, &msg, f);
     if (r == -1) {
       if (errno == EINTR || errno == EAGAIN)
         continue;
+      conn->held_len = 0;
       return -1;
     }
-    buf += r;
-    len -= r;
+    for (int i = 0; i < 2 && r > 0; ++i) {
+      size_t n = MIN ((size_t) r, iov[i].iov_len);
+      iov[i].iov_base = (char *) iov[i].iov_base + n;
+      iov[i].iov_len -= n;
+      r -= n;
+    }
   }
+  conn->held_len = 0;
   return 0;
 }
 
@@ -229,6 +250,18 @@ new_connection (int sockin, int sockout, unsigned nworkers)
     free (conn);
     return NULL;
   }
+  if (nworkers > 1) {
+    conn->workers = calloc (nworkers, sizeof *conn->workers);
+    if (conn->workers == NULL) {
+      nbdkit_error ("calloc: %m");
+      close (conn->status_pipe[0]);
+      close (conn->status_pipe[1]);
+      free (conn);
+      return NULL;
+    }
+  }
+  conn->workers_started = conn->workers_idle = 1;
+  pthread_mutex_init (&conn->workers_lock, NULL);
   pthread_mutex_init (&conn->read_lock, NULL);
   pthread_mutex_init (&conn->write_lock, NULL);
   pthread_mutex_init (&conn->status_lock, NULL);
@@ -268,6 +301,8 @@ free_connection (struct connection *conn)
     close (conn->status_pipe[0]);
     close (conn->status_pipe[1]);
   }
+  pthread_mutex_destroy (&conn->workers_lock);
+  free (conn->workers);
   pthread_mutex_destroy (&conn->read_lock);
   pthread_mutex_destroy (&conn->write_lock);
   pthread_mutex_destroy (&conn->status_lock);
@@ -294,6 +329,61 @@ connection_shutdown_all (void)
   }
 }
 
+static void *connection_worker (void *vconn);
+
+/* Called by a request thread once it has read a request, still holding
+ * the read lock: if no other thread is left to read the next request,
+ * start one (up to -t THREADS).  Threads are started on demand so that
+ * short connections and clients that send one request at a time cost
+ * one thread, not THREADS.
+ */
+void
+connection_request_started (struct connection *conn)
+{
+  if (conn->nworkers <= 1 ||
+      __atomic_sub_fetch (&conn->workers_idle, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->workers_lock);
+  if (__atomic_load_n (&conn->workers_idle, __ATOMIC_ACQUIRE) == 0 &&
+      conn->workers_started < conn->nworkers) {
+    int e = pthread_create (&conn->workers[conn->workers_started], NULL,
+                            connection_worker, conn);
+    if (e == 0) {
+      conn->workers_started++;
+      __atomic_add_fetch (&conn->workers_idle, 1, __ATOMIC_ACQ_REL);
+    }
+    else {
+      /* Not fatal: the threads we have carry on. */
+      errno = e;
+      debug ("pthread_create: %m (continuing with %u request threads)",
+             conn->workers_started);
+    }
+  }
+}
+
+void
+connection_request_done (struct connection *conn)
+{
+  if (conn->nworkers > 1)
+    __atomic_add_fetch (&conn->workers_idle, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Wait for the request threads started on demand. */
+static void
+join_workers (struct connection *conn)
+{
+  unsigned i = 1;
+
+  pthread_mutex_lock (&conn->workers_lock);
+  while (i < conn->workers_started) {
+    pthread_t t = conn->workers[i++];
+    pthread_mutex_unlock (&conn->workers_lock);
+    pthread_join (t, NULL);
+    pthread_mutex_lock (&conn->workers_lock);
+  }
+  pthread_mutex_unlock (&conn->workers_lock);
+}
+
 static void *
 connection_worker (void *vconn)
 {
@@ -313,7 +403,7 @@ int
 handle_single_connection (int sockin, int sockout)
 {
   struct connection *conn;
-  unsigned nworkers = 1, i;
+  unsigned nworkers = 1;
   int r = -1;
 
   lock_connection ();
@@ -337,30 +427,9 @@ handle_single_connection (int sockin, int sockout)
   if (protocol_handshake (conn) == -1)
     goto done;
 
-  if (nworkers <= 1)
-    connection_worker (conn);
-  else {
-    pthread_t *workers = calloc (nworkers, sizeof *workers);
-    unsigned started = 0;
-
-    if (workers == NULL) {
-      nbdkit_error ("calloc: %m");
-      goto done;
-    }
-    for (i = 0; i < nworkers; ++i) {
-      int e = pthread_create (&workers[i], NULL, connection_worker, conn);
-      if (e) {
-        errno = e;
-        nbdkit_error ("pthread_create: %m");
-        connection_set_status (conn, -1);
-        break;
-      }
-      started++;
-    }
-    for (i = 0; i < started; ++i)
-      pthread_join (workers[i], NULL);
-    free (workers);
-  }
+  /* This thread serves requests too; more start as needed. */
+  connection_worker (conn);
+  join_workers (conn);
   r = connection_get_status (conn) >= 0 ? 0 : -1;
 
  done:

@@ -174,8 +174,16 @@ struct connection {
   pthread_mutex_t write_lock;   /* one writer of replies at a time */
   pthread_mutex_t status_lock;
   int status;                   /* 1: serving, 0: closing, -1: failed */
+  char held[64];                /* a reply header held for the payload */
+  size_t held_len;
   int status_pipe[2];           /* wakes request threads on close */
-  unsigned nworkers;
+  unsigned nworkers;             /* the most request threads allowed */
+
+  /* Request threads are started on demand (connections.c). */
+  pthread_mutex_t workers_lock;
+  pthread_t *workers;           /* [nworkers]; [0] is unused */
+  unsigned workers_started;     /* including the connection's own thread */
+  unsigned workers_idle;        /* threads not busy with a request */
 
   /* Peer. */
   struct sockaddr_storage peer_addr;
@@ -214,6 +222,8 @@ extern int conn_recv_full (struct connection *conn, void *buf, size_t len,
                            const char *fs, ...)
   __attribute__ ((__format__ (__printf__, 4, 5)));
 extern int conn_discard (struct connection *conn, uint64_t len);
+extern void connection_request_started (struct connection *conn);
+extern void connection_request_done (struct connection *conn);
 
 /* handshake.c */
 extern int protocol_handshake (struct connection *conn);

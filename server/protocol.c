@@ -377,6 +377,7 @@ protocol_recv_request_send_reply (struct connection *conn)
       goto unlock_and_return;
     }
   }
+  connection_request_started (conn);
   if (locked)
     pthread_mutex_unlock (&conn->read_lock);
 
@@ -404,6 +405,7 @@ protocol_recv_request_send_reply (struct connection *conn)
    */
   if (buf && count > KEEP_BUFFER_MAX)
     threadlocal_free_buffer ();
+  connection_request_done (conn);
   return;
 
  unlock_and_return:
