@@ -73,8 +73,11 @@ struct nbdkit_next_ops {
                 uint32_t flags, int *err);
 };
 
+/* The filter API is tied to the exact server version: the server reads
+ * these two leading fields (the same two every nbdkit-compatible server
+ * reads first) and refuses the filter unless both match its own.
+ */
 struct nbdkit_filter {
-  uint64_t _struct_size;        /* sizeof (struct nbdkit_filter) */
   int _api_version;             /* NBDKIT_FILTER_API_VERSION */
   const char *_version;         /* NBDKIT_VERSION_STRING */
 
@@ -167,7 +170,6 @@ NBDKIT_EXTERN_DECL (int, nbdkit_extents_aligned,
   NBDKIT_CXX_LANG_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *            \
   filter_init (void)                                                    \
   {                                                                     \
-    (filter)._struct_size = sizeof (filter);                            \
     (filter)._api_version = NBDKIT_FILTER_API_VERSION;                  \
     (filter)._version = NBDKIT_VERSION_STRING;                          \
     return &(filter);                                                   \

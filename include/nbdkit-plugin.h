@@ -20,8 +20,11 @@
 
 #include <nbdkit-common.h>
 
-/* The server reads the first three fields before anything else, so they
- * stay at the start of the struct in every version.
+/* The callback table.  Its layout is a binary interface: the field order
+ * is the one every nbdkit-compatible server reads, so a plugin binary built
+ * against any compatible header (ours or upstream nbdkit's) loads here.
+ * Fields are only ever appended; _struct_size tells the server how many a
+ * plugin knows about, and anything past it reads as "not provided".
  */
 struct nbdkit_plugin {
   uint64_t _struct_size;        /* sizeof (struct nbdkit_plugin) */
@@ -39,38 +42,19 @@ struct nbdkit_plugin {
   int (*config) (const char *key, const char *value);
   int (*config_complete) (void);
   const char *config_help;
-  const char *magic_config_key;
-  int (*thread_model) (void);
-  int (*get_ready) (void);
-  int (*after_fork) (void);
-  void (*cleanup) (void);
-  void (*dump_plugin) (void);
 
-  int (*preconnect) (int readonly);
-  int (*list_exports) (int readonly, int is_tls,
-                       struct nbdkit_exports *exports);
-  const char *(*default_export) (int readonly, int is_tls);
   void *(*open) (int readonly);
   void (*close) (void *handle);
 
-  const char *(*export_description) (void *handle);
   int64_t (*get_size) (void *handle);
-  int (*block_size) (void *handle,
-                     uint32_t *minimum, uint32_t *preferred,
-                     uint32_t *maximum);
+
   int (*can_write) (void *handle);
   int (*can_flush) (void *handle);
   int (*is_rotational) (void *handle);
   int (*can_trim) (void *handle);
-  int (*can_zero) (void *handle);
-  int (*can_fast_zero) (void *handle);
-  int (*can_extents) (void *handle);
-  int (*can_fua) (void *handle);
-  int (*can_multi_conn) (void *handle);
-  int (*can_cache) (void *handle);
 
-  /* The data callbacks.  Their signatures depend on the API version; the
-   * server calls them according to _api_version.
+  /* The data callbacks of API version 1 (no flags argument).  In
+   * version 2 these slots are unused and the callbacks below are used.
    */
 #if NBDKIT_API_VERSION == 1
   int (*pread) (void *handle, void *buf, uint32_t count, uint64_t offset);
@@ -80,6 +64,31 @@ struct nbdkit_plugin {
   int (*trim) (void *handle, uint32_t count, uint64_t offset);
   int (*zero) (void *handle, uint32_t count, uint64_t offset, int may_trim);
 #else
+  int (*_pread_v1) (void *, void *, uint32_t, uint64_t);
+  int (*_pwrite_v1) (void *, const void *, uint32_t, uint64_t);
+  int (*_flush_v1) (void *);
+  int (*_trim_v1) (void *, uint32_t, uint64_t);
+  int (*_zero_v1) (void *, uint32_t, uint64_t, int);
+#endif
+
+  /* When true, errno after a failed callback is the error to report;
+   * otherwise the plugin calls nbdkit_set_error (or EIO is used).
+   */
+  int errno_is_preserved;
+
+  void (*dump_plugin) (void);
+
+  int (*can_zero) (void *handle);
+  int (*can_fua) (void *handle);
+
+  /* The data callbacks of API version 2 (with flags). */
+#if NBDKIT_API_VERSION == 1
+  int (*_pread_v2) (void *, void *, uint32_t, uint64_t, uint32_t);
+  int (*_pwrite_v2) (void *, const void *, uint32_t, uint64_t, uint32_t);
+  int (*_flush_v2) (void *, uint32_t);
+  int (*_trim_v2) (void *, uint32_t, uint64_t, uint32_t);
+  int (*_zero_v2) (void *, uint32_t, uint64_t, uint32_t);
+#else
   int (*pread) (void *handle, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags);
   int (*pwrite) (void *handle, const void *buf,
@@ -88,15 +97,37 @@ struct nbdkit_plugin {
   int (*trim) (void *handle, uint32_t count, uint64_t offset, uint32_t flags);
   int (*zero) (void *handle, uint32_t count, uint64_t offset, uint32_t flags);
 #endif
+
+  const char *magic_config_key;
+
+  int (*can_multi_conn) (void *handle);
+
+  int (*can_extents) (void *handle);
   int (*extents) (void *handle, uint32_t count, uint64_t offset,
                   uint32_t flags, struct nbdkit_extents *extents);
+  int (*can_cache) (void *handle);
   int (*cache) (void *handle, uint32_t count, uint64_t offset,
                 uint32_t flags);
 
-  /* When true, errno after a failed callback is the error to report;
-   * otherwise the plugin calls nbdkit_set_error (or EIO is used).
-   */
-  int errno_is_preserved;
+  int (*thread_model) (void);
+
+  int (*can_fast_zero) (void *handle);
+
+  int (*preconnect) (int readonly);
+
+  int (*get_ready) (void);
+  int (*after_fork) (void);
+
+  int (*list_exports) (int readonly, int is_tls,
+                       struct nbdkit_exports *exports);
+  const char *(*default_export) (int readonly, int is_tls);
+  const char *(*export_description) (void *handle);
+
+  void (*cleanup) (void);
+
+  int (*block_size) (void *handle,
+                     uint32_t *minimum, uint32_t *preferred,
+                     uint32_t *maximum);
 };
 
 #define NBDKIT_REGISTER_PLUGIN(plugin)                                  \

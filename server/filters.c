@@ -488,6 +488,46 @@ nbdkit_context_set_next (nbdkit_context *c, nbdkit_next *next)
   return (nbdkit_next *) old;
 }
 
+/* The filter API is not stable across versions: refuse, with one line
+ * naming the file and the reason, a filter not built with the headers of
+ * this very server.  The version string is only read once the API number
+ * has matched, so a foreign layout is never dereferenced.
+ */
+static void
+filter_check_registration (const char *filename,
+                           const struct nbdkit_filter *src)
+{
+  if (src == NULL) {
+    fprintf (stderr, "%s: error: %s: cannot load this filter: its "
+             "registration function filter_init returned NULL\n",
+             config.program_name, filename);
+    exit (EXIT_FAILURE);
+  }
+  if (src->_api_version != NBDKIT_FILTER_API_VERSION) {
+    fprintf (stderr, "%s: error: %s: cannot load this filter: it uses "
+             "filter API version %d, this server %d (filters must be built "
+             "for the exact nbdkit version that loads them)\n",
+             config.program_name, filename, src->_api_version,
+             NBDKIT_FILTER_API_VERSION);
+    exit (EXIT_FAILURE);
+  }
+  if (src->_version == NULL ||
+      strcmp (src->_version, NBDKIT_VERSION_STRING) != 0) {
+    fprintf (stderr, "%s: error: %s: cannot load this filter: it was "
+             "built for nbdkit %.32s, this server is %s (filters must be "
+             "built for the exact nbdkit version that loads them)\n",
+             config.program_name, filename,
+             src->_version ? src->_version : "(unknown)",
+             NBDKIT_VERSION_STRING);
+    exit (EXIT_FAILURE);
+  }
+  if (src->name == NULL || src->name[0] == '\0') {
+    fprintf (stderr, "%s: error: %s: cannot load this filter: it has no "
+             "name\n", config.program_name, filename);
+    exit (EXIT_FAILURE);
+  }
+}
+
 struct backend *
 filter_register (struct backend *next, size_t index, const char *filename,
                  void *dl, struct nbdkit_filter *(*filter_init) (void))
@@ -505,25 +545,7 @@ filter_register (struct backend *next, size_t index, const char *filename,
   backend_init (b, next, index, filename, dl, "filter");
 
   src = filter_init ();
-  if (src == NULL) {
-    fprintf (stderr, "%s: %s: filter registration function failed\n",
-             config.program_name, filename);
-    exit (EXIT_FAILURE);
-  }
-  /* The filter API is not stable across versions: require an exact
-   * match with the headers this server was built with.
-   */
-  if (src->_api_version != NBDKIT_FILTER_API_VERSION ||
-      src->_version == NULL ||
-      strcmp (src->_version, NBDKIT_VERSION_STRING) != 0 ||
-      src->_struct_size != sizeof bf->filter) {
-    fprintf (stderr, "%s: %s: filter was built for a different version "
-             "of nbdkit (filter version %s, API %d; this server %s, API %d)"
-             "\n", config.program_name, filename,
-             src->_version ? src->_version : "unknown", src->_api_version,
-             NBDKIT_VERSION_STRING, NBDKIT_FILTER_API_VERSION);
-    exit (EXIT_FAILURE);
-  }
+  filter_check_registration (filename, src);
   memcpy (&bf->filter, src, sizeof bf->filter);
 
   b->free = filter_free;

@@ -9,6 +9,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -605,6 +606,53 @@ plugin_cache (struct context *c, uint32_t count, uint64_t offset,
   return r;
 }
 
+/* The smallest registration any version of the API ever produced: the
+ * original table ended with the version 1 zero callback.
+ */
+#define PLUGIN_STRUCT_MIN_SIZE \
+  (offsetof (struct nbdkit_plugin, _zero_v1) + sizeof (void (*) (void)))
+
+/* Refuse a registration this server cannot read, with one line naming
+ * the file and the reason, before any field past the fixed header is
+ * trusted.
+ */
+static void
+plugin_check_registration (const char *filename,
+                           const struct nbdkit_plugin *src)
+{
+  const char *why = NULL;
+  char detail[128] = "";
+
+  if (src == NULL)
+    why = "its registration function plugin_init returned NULL";
+  else if (src->_api_version < 1 || src->_api_version > NBDKIT_API_VERSION) {
+    why = "it uses an unsupported plugin API version";
+    snprintf (detail, sizeof detail, " (%d; this server supports 1 to %d)",
+              src->_api_version, NBDKIT_API_VERSION);
+  }
+  else if (src->_struct_size < PLUGIN_STRUCT_MIN_SIZE ||
+           src->_struct_size > sizeof (struct nbdkit_plugin) ||
+           src->_struct_size % sizeof (void *) != 0) {
+    why = "its plugin struct size does not match any version of the API "
+      "(it was built for an incompatible or newer nbdkit)";
+    snprintf (detail, sizeof detail, " (%" PRIu64 " bytes; this server "
+              "reads %zu to %zu)", src->_struct_size,
+              (size_t) PLUGIN_STRUCT_MIN_SIZE, sizeof (struct nbdkit_plugin));
+  }
+  else if (src->_thread_model < NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS ||
+           src->_thread_model > NBDKIT_THREAD_MODEL_PARALLEL) {
+    why = "it declares an unknown thread model";
+    snprintf (detail, sizeof detail, " (%d)", src->_thread_model);
+  }
+  else if (src->name == NULL || src->name[0] == '\0')
+    why = "it has no name";
+  if (why == NULL)
+    return;
+  fprintf (stderr, "%s: error: %s: cannot load this plugin: %s%s\n",
+           config.program_name, filename, why, detail);
+  exit (EXIT_FAILURE);
+}
+
 struct backend *
 plugin_register (size_t index, const char *filename, void *dl,
                  struct nbdkit_plugin *(*plugin_init) (void))
@@ -623,28 +671,23 @@ plugin_register (size_t index, const char *filename, void *dl,
   backend_init (b, NULL, index, filename, dl, "plugin");
 
   src = plugin_init ();
-  if (src == NULL) {
-    fprintf (stderr, "%s: %s: plugin registration function failed\n",
-             config.program_name, filename);
-    exit (EXIT_FAILURE);
-  }
-  if (src->_api_version < 1 || src->_api_version > NBDKIT_API_VERSION) {
-    fprintf (stderr, "%s: %s: plugin uses API version %d which this "
-             "nbdkit does not support (it supports 1 to %d)\n",
-             config.program_name, filename, src->_api_version,
-             NBDKIT_API_VERSION);
-    exit (EXIT_FAILURE);
-  }
-  if (src->_thread_model < NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS ||
-      src->_thread_model > NBDKIT_THREAD_MODEL_PARALLEL) {
-    fprintf (stderr, "%s: %s: plugin declares an unknown thread model %d\n",
-             config.program_name, filename, src->_thread_model);
-    exit (EXIT_FAILURE);
-  }
-  /* A plugin built against older headers has a shorter struct. */
+  plugin_check_registration (filename, src);
+  /* A plugin built against older headers has a shorter struct: the
+   * fields it does not know stay NULL in our copy.
+   */
   size = MIN (src->_struct_size, sizeof bp->plugin);
   memcpy (&bp->plugin, src, size);
-
+  if (is_v1 (&bp->plugin)) {
+    /* Version 1 callbacks live in their own slots; keep them in the
+     * version 2 fields and cast them back when calling (is_v1).
+     */
+    struct nbdkit_plugin *p = &bp->plugin;
+    p->pread = (void *) p->_pread_v1;
+    p->pwrite = (void *) p->_pwrite_v1;
+    p->flush = (void *) p->_flush_v1;
+    p->trim = (void *) p->_trim_v1;
+    p->zero = (void *) p->_zero_v1;
+  }
   if (bp->plugin.get_size == NULL || bp->plugin.pread == NULL) {
     fprintf (stderr, "%s: %s: plugin must have .get_size and .pread "
              "callbacks\n", config.program_name, filename);

@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+# Helper of test-filter-pairs.sh: serve a RAM disk through every ordered
+# pair of the filters given on the command line and, for each, write,
+# flush and read back data, and read untouched areas as zeroes.
+# Each server runs in -s mode on a socketpair owned by libnbd.
+import os
+import sys
+import nbd
+
+nbdkit = os.environ["NBDKIT"]
+filters = sys.argv[1:]
+# Filters that need a parameter to run at all get a harmless one.
+params = {"stats": ["statsfile=/dev/null"]}
+
+size = 16 * 1024 * 1024
+data = bytes(range(256)) * 256          # 64 KiB, position-dependent
+failures = []
+count = 0
+for a in filters:
+    for b in filters:
+        if a == b:
+            continue
+        count += 1
+        argv = [nbdkit, "-s", "--exit-with-parent",
+                "--filter=" + a, "--filter=" + b, "memory", str(size)]
+        argv += params.get(a, []) + params.get(b, [])
+        h = nbd.NBD()
+        try:
+            h.connect_command(argv)
+            assert h.get_size() == size, "size %d" % h.get_size()
+            h.pwrite(data, 1024 * 1024 + 512)
+            if h.can_flush():
+                h.flush()
+            got = h.pread(len(data), 1024 * 1024 + 512)
+            assert got == data, "data read back differs"
+            assert h.pread(4096, 0) == bytes(4096), "zeroes read back differ"
+            h.shutdown()
+        except Exception as e:
+            failures.append("--filter=%s --filter=%s: %s" % (a, b, e))
+        finally:
+            del h
+
+for f in failures:
+    print("FAIL:", f, file=sys.stderr)
+print("%d ordered pairs of %d filters, %d failed"
+      % (count, len(filters), len(failures)))
+sys.exit(1 if failures else 0)
