@@ -414,6 +414,13 @@ opt_meta_context (struct connection *conn, uint32_t option,
         return send_error (conn, option, NBD_REP_ERR_INVALID,
                            "%s: query %" PRIu32 " runs past the end of the "
                            "option", nbd_option_name (option), i);
+      else if (qlen > NBD_MAX_STRING)
+        /* nbd-protocol.md "Metadata querying": strings are at most
+         * 4096 bytes.
+         */
+        return send_error (conn, option, NBD_REP_ERR_TOO_BIG,
+                           "%s: query %" PRIu32 " is longer than %d bytes",
+                           nbd_option_name (option), i, NBD_MAX_STRING);
     if (p != len)
       return send_error (conn, option, NBD_REP_ERR_INVALID,
                          "%s: trailing data after the queries",

@@ -362,6 +362,18 @@ protocol_recv_request_send_reply (struct connection *conn)
    * the request is refused.
    */
   if (cmd == NBD_CMD_WRITE) {
+    if (count > MAX_REQUEST_SIZE) {
+      /* Skipping a payload this large would let one request tie the
+       * connection up for gigabytes: nbd-protocol.md "Size constraints"
+       * lets the server hard-disconnect a payload large enough to be a
+       * denial of service, and upstream nbdkit does the same.
+       */
+      nbdkit_error ("invalid request: %s: payload of %" PRIu32 " bytes is "
+                    "larger than the maximum %d, closing the connection",
+                    nbd_command_name (cmd), count, MAX_REQUEST_SIZE);
+      connection_set_status (conn, -1);
+      goto unlock_and_return;
+    }
     if (err == 0 && (buf = threadlocal_buffer (count)) == NULL)
       err = ENOMEM;
     if (err) {

@@ -180,11 +180,47 @@ def oversize_write_error_or_close():
 
 @case("newstyle")
 def huge_write_header_then_close():
-    # Announce a 4G-1 write, send a little, hang up.
+    # Announce a 4G-1 write, send a little, hang up.  The server may
+    # already have closed its end (huge_write_header_closes_at_once).
     c = new()
     c.send_request(r.CMD_WRITE, 0, 0xffffffff)
-    c.send(bytes(100000))
+    try:
+        c.send(bytes(100000))
+    except OSError:
+        pass
     c.close()
+
+
+@case("newstyle")
+def huge_write_header_closes_at_once():
+    # A WRITE whose count is beyond the maximum payload ends the
+    # connection at once: the server does not read (or discard) 4 GiB
+    # first.  Nothing after the header is sent.
+    c = new()
+    c.send_request(r.CMD_WRITE, 0, 0xffffffff)
+    c.sock.settimeout(10)
+    try:
+        got = c.sock.recv(4096)
+    except socket.timeout:
+        raise AssertionError("server waited for the 4G payload")
+    except OSError:
+        got = b""
+    expect(got == b"", "server replied instead of closing: %r" % got[:32])
+    c.close()
+
+
+@case("newstyle")
+def overlong_meta_context_query_too_big():
+    # nbd-protocol.md: strings MUST be no longer than 4096 bytes.
+    c = fresh_options()
+    c.opt_structured_reply()
+    c.expect_option_reply(r.OPT_SET_META_CONTEXT,
+                          c.meta_data(b"", [b"base:" + b"x" * 16000]),
+                          r.REP_ERR_TOO_BIG)
+    c.expect_option_reply(r.OPT_LIST_META_CONTEXT,
+                          c.meta_data(b"", [b"y" * 4097]),
+                          r.REP_ERR_TOO_BIG)
+    go_and_check(c)
 
 
 @case("newstyle")

@@ -32,10 +32,19 @@ check_size ()
 }
 check_size 1000
 check_size 1024 round-up=512
-check_size 1000 round-up=1000
-check_size 1002 round-up=3
+check_size 1024 round-up=1024
+check_size 1000 round-up=8
 check_size 512 round-down=512
-check_size 999 round-down=3
+check_size 992 round-down=32
+# The multiple must be a power of 2 (as upstream nbdkit requires).
+for bad in round-up=3 round-up=1000 round-down=3 round-down=0; do
+  if "$NBDKIT" -U - --filter=truncate file "$tmpdir/disk" "$bad" \
+       --run true 2>"$tmpdir/err"; then
+    fail "$bad was accepted"
+  fi
+  grep -q "${bad%%=*}: the multiple must be" "$tmpdir/err" ||
+    { cat "$tmpdir/err"; fail "$bad: unclear error"; }
+done
 check_size 0 round-down=1k
 check_size 4096 truncate=4096
 check_size 10 truncate=10

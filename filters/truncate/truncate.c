@@ -37,6 +37,11 @@ parse_multiple (const char *key, const char *value, uint64_t *ret)
     nbdkit_error ("%s: the multiple must be greater than 0", key);
     return -1;
   }
+  if ((r & (r - 1)) != 0) {
+    nbdkit_error ("%s: the multiple must be a power of 2, not %" PRIi64,
+                  key, r);
+    return -1;
+  }
   *ret = r;
   return 0;
 }
@@ -73,8 +78,8 @@ truncate_config_complete (nbdkit_next_config_complete *next,
 
 #define truncate_config_help \
   "truncate=<SIZE>      Serve a disk of exactly this size.\n" \
-  "round-up=<N>         Round the size up to a multiple of N.\n" \
-  "round-down=<N>       Round the size down to a multiple of N."
+  "round-up=<N>         Round the size up to a multiple of N (a power of 2).\n" \
+  "round-down=<N>       Round the size down to a multiple of N (a power of 2)."
 
 /* The real size of the layer below, or -1 on error. */
 static int64_t
