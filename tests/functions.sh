@@ -98,7 +98,7 @@ start_nbdkit ()
   fi
   local pidfile=$2 i pid
   rm -f "$pidfile"
-  "$NBDKIT" "$@"
+  "$NBDKIT" "$@" || fail "nbdkit $* failed to start (exit status $?)"
   for (( i=0; i<300; i++ )); do
     if [ -s "$pidfile" ]; then
       pid=$(cat "$pidfile")
