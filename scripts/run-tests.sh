@@ -14,6 +14,9 @@ jobs=$(( $(nproc) * 2 ))
 
 meson test -C build --num-processes "$jobs" --print-errorlogs
 
+# A subset of the server tests with nbdkit under valgrind memcheck.
+"$top/scripts/run-valgrind.sh" build
+
 if [ ! -f build-sanitize/build.ninja ]; then
   meson setup build-sanitize --werror \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \

@@ -15,7 +15,7 @@ packages=(
   # Real peers used by the tests and benchmarks.
   libnbd-bin python3-libnbd nbdkit nbdkit-plugin-dev qemu-utils
   nbd-server gnutls-bin dbus polkitd systemd socat
-  fdisk gdisk xz-utils gzip tar
+  fdisk gdisk xz-utils gzip tar valgrind
   # Manual pages.
   man-db
 )
