@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * One client connection: its state, its request threads, and reading and
- * writing its socket (plain here; tls.c replaces recv/send after
- * STARTTLS).
+ * One client connection from start to close: its state and status, its
+ * request threads, disconnecting it, and the list of open connections
+ * that shutdown, the worker's counters and list-connections walk.
  */
 
 #include <config.h>
@@ -9,40 +9,53 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "internal.h"
 #include "cleanup.h"
 #include "utils.h"
 
-/* Every open connection, so a shutdown can wake them all. */
+bool counters_enabled;
+
+/* Every connection, so a shutdown or the supervisor can reach them. */
 DEFINE_VECTOR_TYPE (connection_list, struct connection *)
 static connection_list connections = empty_vector;
 static pthread_mutex_t connections_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Counters of connections that have closed, and how many opened
+ * (protected by connections_lock).
+ */
+static struct conn_counters closed_counters;
+static uint64_t connections_total;
+
+/* Connection threads still running, for a clean shutdown. */
+static unsigned running_threads;
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t running_cond = PTHREAD_COND_INITIALIZER;
+
 /* Read on every request, so without a lock; changes are serialized by
  * status_lock.
  */
-int
+enum conn_status
 connection_get_status (struct connection *conn)
 {
   return __atomic_load_n (&conn->status, __ATOMIC_ACQUIRE);
 }
 
-/* Status only ever goes down: 1 (serving) → 0 (closing) → -1 (failed). */
+/* Status only ever goes down: open → closing → dead. */
 void
-connection_set_status (struct connection *conn, int value)
+connection_set_status (struct connection *conn, enum conn_status value)
 {
   if (conn->nworkers > 1)
     pthread_mutex_lock (&conn->status_lock);
   if (value < conn->status) {
-    if (conn->nworkers > 1 && conn->status > 0 && conn->status_pipe[1] >= 0) {
+    if (conn->nworkers > 1 && conn->status == CONN_OPEN &&
+        conn->status_pipe[1] >= 0) {
       char c = 0;
       if (write (conn->status_pipe[1], &c, 1) != 1 && errno != EAGAIN)
         nbdkit_error ("failed to notify request threads of close: %m");
@@ -53,150 +66,17 @@ connection_set_status (struct connection *conn, int value)
     pthread_mutex_unlock (&conn->status_lock);
 }
 
-/* Plain socket (or pipe) I/O. */
-
-static int
-raw_recv (struct connection *conn, void *vbuf, size_t len)
+const char *
+connection_close_reason_name (enum conn_close_reason r)
 {
-  char *buf = vbuf;
-  size_t done = 0;
-
-  while (done < len) {
-    ssize_t r = read (conn->sockin, buf + done, len - done);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    if (r == 0) {
-      if (done == 0)
-        return 0;               /* clean end of file */
-      errno = EBADMSG;          /* the peer stopped mid-message */
-      return -1;
-    }
-    done += r;
+  switch (r) {
+  case CLOSE_BY_DISCONNECT: return "disconnect";
+  case CLOSE_BY_ERROR: return "error";
+  case CLOSE_BY_STOP: return "stop";
+  case CLOSE_BY_CLIENT:
+  case CLOSE_UNKNOWN:
+  default: return "client";
   }
-  return 1;
-}
-
-/* A small piece sent with SEND_MORE (a reply header) is held back and
- * sent in one sendmsg with what follows (the payload), saving a system
- * call per reply.  Called with the connection's write lock held.
- */
-static int
-raw_send_socket (struct connection *conn, const void *vbuf, size_t len,
-                 int flags)
-{
-  struct iovec iov[2];
-  struct msghdr msg = { .msg_iov = iov };
-  int f = MSG_NOSIGNAL | (flags & SEND_MORE ? MSG_MORE : 0);
-
-  if ((flags & SEND_MORE) && conn->held_len + len <= sizeof conn->held) {
-    memcpy (conn->held + conn->held_len, vbuf, len);
-    conn->held_len += len;
-    return 0;
-  }
-
-  iov[0] = (struct iovec) { conn->held, conn->held_len };
-  iov[1] = (struct iovec) { (void *) vbuf, len };
-  while (iov[0].iov_len + iov[1].iov_len > 0) {
-    ssize_t r;
-
-    msg.msg_iov = iov[0].iov_len ? &iov[0] : &iov[1];
-    msg.msg_iovlen = iov[0].iov_len ? 2 : 1;
-    r = sendmsg (conn->sockout, &msg, f);
-    if (r == -1) {
-      if (errno == EINTR || errno == EAGAIN)
-        continue;
-      conn->held_len = 0;
-      return -1;
-    }
-    for (int i = 0; i < 2 && r > 0; ++i) {
-      size_t n = MIN ((size_t) r, iov[i].iov_len);
-      iov[i].iov_base = (char *) iov[i].iov_base + n;
-      iov[i].iov_len -= n;
-      r -= n;
-    }
-  }
-  conn->held_len = 0;
-  return 0;
-}
-
-static int
-raw_send_other (struct connection *conn, const void *vbuf, size_t len,
-                int flags)
-{
-  const char *buf = vbuf;
-
-  while (len > 0) {
-    ssize_t r = write (conn->sockout, buf, len);
-    if (r == -1) {
-      if (errno == EINTR || errno == EAGAIN)
-        continue;
-      return -1;
-    }
-    buf += r;
-    len -= r;
-  }
-  return 0;
-}
-
-static void
-raw_close (struct connection *conn)
-{
-  if (conn->sockin >= 0)
-    close (conn->sockin);
-  if (conn->sockout >= 0 && conn->sockout != conn->sockin)
-    close (conn->sockout);
-  conn->sockin = conn->sockout = -1;
-}
-
-/* Read exactly LEN bytes.  0 on success; on end of file or error, log
- * what was being read (FS) and return -1.
- */
-int
-conn_recv_full (struct connection *conn, void *buf, size_t len,
-                const char *fs, ...)
-{
-  int r = conn->recv (conn, buf, len);
-
-  if (r == 1)
-    return 0;
-  if (r == 0)
-    errno = EBADMSG;
-  {
-    va_list args;
-    char *what = NULL;
-    int saved_errno = errno;
-    va_start (args, fs);
-    if (vasprintf (&what, fs, args) == -1)
-      what = NULL;
-    va_end (args);
-    if (saved_errno == EBADMSG)
-      nbdkit_error ("%s: the client closed the connection unexpectedly",
-                    what ? what : fs);
-    else {
-      errno = saved_errno;
-      nbdkit_error ("%s: %m", what ? what : fs);
-    }
-    free (what);
-  }
-  return -1;
-}
-
-/* Throw away LEN bytes of unwanted input (an oversized write payload). */
-int
-conn_discard (struct connection *conn, uint64_t len)
-{
-  char buf[65536];
-
-  while (len > 0) {
-    size_t n = len > sizeof buf ? sizeof buf : len;
-    if (conn->recv (conn, buf, n) != 1)
-      return -1;
-    len -= n;
-  }
-  return 0;
 }
 
 static void
@@ -220,19 +100,20 @@ get_peer (struct connection *conn)
   }
 }
 
-static bool
-is_socket (int fd)
+static uint64_t
+now_realtime_us (void)
 {
-  int type;
-  socklen_t len = sizeof type;
+  struct timespec ts;
 
-  return getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* A connection not yet in the list. */
 static struct connection *
-new_connection (int sockin, int sockout, unsigned nworkers)
+alloc_connection (int sockin, int sockout, unsigned nworkers)
 {
-  static size_t next_id = 1;
+  static uint64_t next_id = 1;
   struct connection *conn = calloc (1, sizeof *conn);
 
   if (conn == NULL) {
@@ -242,8 +123,9 @@ new_connection (int sockin, int sockout, unsigned nworkers)
   conn->id = __atomic_fetch_add (&next_id, 1, __ATOMIC_SEQ_CST);
   conn->sockin = sockin;
   conn->sockout = sockout;
-  conn->status = 1;
+  conn->status = CONN_OPEN;
   conn->nworkers = nworkers;
+  conn->since = now_realtime_us ();
   conn->status_pipe[0] = conn->status_pipe[1] = -1;
   if (nworkers > 1 && pipe2 (conn->status_pipe, O_CLOEXEC | O_NONBLOCK)) {
     nbdkit_error ("pipe2: %m");
@@ -265,21 +147,66 @@ new_connection (int sockin, int sockout, unsigned nworkers)
   pthread_mutex_init (&conn->read_lock, NULL);
   pthread_mutex_init (&conn->write_lock, NULL);
   pthread_mutex_init (&conn->status_lock, NULL);
-
-  get_peer (conn);
-  conn->recv = raw_recv;
-  conn->send = is_socket (sockout) ? raw_send_socket : raw_send_other;
-  conn->close = raw_close;
-
-  {
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
-    if (connection_list_append (&connections, conn) == -1) {
-      nbdkit_error ("realloc: %m");
-      free (conn);
-      return NULL;
-    }
+  if (sockin >= 0) {
+    get_peer (conn);
+    connection_set_raw_io (conn);
   }
   return conn;
+}
+
+static void
+destroy_connection (struct connection *conn)
+{
+  if (conn->close)
+    conn->close (conn);
+  if (conn->status_pipe[0] >= 0) {
+    close (conn->status_pipe[0]);
+    close (conn->status_pipe[1]);
+  }
+  pthread_mutex_destroy (&conn->workers_lock);
+  free (conn->workers);
+  pthread_mutex_destroy (&conn->read_lock);
+  pthread_mutex_destroy (&conn->write_lock);
+  pthread_mutex_destroy (&conn->status_lock);
+  free (conn->pending_option);
+  free (conn->exportname);
+  free (conn->meta_context_exportname);
+  free (conn->tls_username);
+  free (conn->tls_psk_username);
+  free (conn->tls_dn);
+  free (conn->tls_issuer_dn);
+  string_vector_free_all (&conn->interns);
+  free (conn);
+}
+
+/* A connection with no socket, for asking the chain about the default
+ * export outside any client (the ready event).
+ */
+struct connection *
+connection_new_probe (void)
+{
+  struct connection *conn = alloc_connection (-1, -1, 1);
+
+  if (conn)
+    conn->structured_replies = !config.no_sr;
+  return conn;
+}
+
+void
+connection_free_probe (struct connection *conn)
+{
+  destroy_connection (conn);
+}
+
+static void
+add_counters (struct conn_counters *to, const struct conn_counters *from)
+{
+  for (size_t i = 0; i < NR_COUNTED_REQUESTS; ++i)
+    to->requests[i] += __atomic_load_n (&from->requests[i], __ATOMIC_RELAXED);
+  to->bytes_read += __atomic_load_n (&from->bytes_read, __ATOMIC_RELAXED);
+  to->bytes_written += __atomic_load_n (&from->bytes_written,
+                                        __ATOMIC_RELAXED);
+  to->errors += __atomic_load_n (&from->errors, __ATOMIC_RELAXED);
 }
 
 static void
@@ -294,39 +221,90 @@ free_connection (struct connection *conn)
       }
     if (connections.len == 0)
       connection_list_reset (&connections);
+    if (conn->opened)
+      add_counters (&closed_counters, &conn->counters);
   }
-
-  conn->close (conn);
-  if (conn->status_pipe[0] >= 0) {
-    close (conn->status_pipe[0]);
-    close (conn->status_pipe[1]);
-  }
-  pthread_mutex_destroy (&conn->workers_lock);
-  free (conn->workers);
-  pthread_mutex_destroy (&conn->read_lock);
-  pthread_mutex_destroy (&conn->write_lock);
-  pthread_mutex_destroy (&conn->status_lock);
-  free (conn->exportname);
-  free (conn->meta_context_exportname);
-  free (conn->tls_username);
-  free (conn->tls_psk_username);
-  free (conn->tls_dn);
-  free (conn->tls_issuer_dn);
-  string_vector_free_all (&conn->interns);
-  free (conn);
+  destroy_connection (conn);
 }
 
-/* Stop reading new requests on every connection: requests in flight
- * finish and are answered, then the connection closes.
+/* The one way to end a connection from outside its threads.  Graceful:
+ * no new requests are read, those in flight are answered, then it
+ * closes.  Forced: the socket is shut down at once.
  */
 void
-connection_shutdown_all (void)
+connection_disconnect (struct connection *conn, bool force,
+                       enum conn_close_reason why)
+{
+  enum conn_close_reason unknown = CLOSE_UNKNOWN;
+
+  __atomic_compare_exchange_n (&conn->close_reason, &unknown, why, false,
+                               __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  connection_set_status (conn, force ? CONN_DEAD : CONN_CLOSING);
+  if (conn->sockin >= 0)
+    shutdown (conn->sockin, force ? SHUT_RDWR : SHUT_RD);
+  if (force && conn->sockout >= 0 && conn->sockout != conn->sockin)
+    shutdown (conn->sockout, SHUT_RDWR);
+}
+
+/* Returns -1 if no open connection has this id. */
+int
+connection_disconnect_by_id (uint64_t id, bool force)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
   for (size_t i = 0; i < connections.len; ++i) {
     struct connection *conn = connections.ptr[i];
-    shutdown (conn->sockin, SHUT_RD);
+    if (conn->id == id) {
+      connection_disconnect (conn, force, CLOSE_BY_DISCONNECT);
+      return 0;
+    }
   }
+  return -1;
+}
+
+void
+connection_disconnect_all (bool force, enum conn_close_reason why)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
+  for (size_t i = 0; i < connections.len; ++i)
+    connection_disconnect (connections.ptr[i], force, why);
+}
+
+/* The worker's counters: closed connections plus the live ones. */
+void
+connection_stats (struct worker_stats *stats)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
+  memset (stats, 0, sizeof *stats);
+  stats->counters = closed_counters;
+  stats->connections_total = connections_total;
+  for (size_t i = 0; i < connections.len; ++i) {
+    struct connection *conn = connections.ptr[i];
+    if (conn->opened) {
+      stats->connections_active++;
+      add_counters (&stats->counters, &conn->counters);
+    }
+  }
+}
+
+/* Call FN for every connection in the transmission phase, under the
+ * list lock (FN must not block).
+ */
+void
+connection_for_each_opened (void (*fn) (struct connection *, void *),
+                            void *opaque)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
+  for (size_t i = 0; i < connections.len; ++i)
+    if (connections.ptr[i]->opened)
+      fn (connections.ptr[i], opaque);
+}
+
+static void
+mark_opened (struct connection *conn)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
+  conn->opened = true;
+  connections_total++;
 }
 
 static void *connection_worker (void *vconn);
@@ -392,54 +370,187 @@ connection_worker (void *vconn)
   threadlocal_set_instance (conn->id);
   threadlocal_set_conn (conn);
   threadlocal_set_name (top->name);
-  while (!quit && connection_get_status (conn) > 0)
+  while (!quit && connection_get_status (conn) == CONN_OPEN)
     protocol_recv_request_send_reply (conn);
   threadlocal_free_buffer ();
   return NULL;
 }
 
-/* Serve one client from its first byte to the close. */
-int
-handle_single_connection (int sockin, int sockout)
+static enum conn_close_reason
+close_reason (struct connection *conn)
 {
-  struct connection *conn;
-  unsigned nworkers = 1;
-  int r = -1;
+  enum conn_close_reason r = __atomic_load_n (&conn->close_reason,
+                                              __ATOMIC_SEQ_CST);
+  if (r != CLOSE_UNKNOWN)
+    return r;
+  if (quit)
+    return CLOSE_BY_STOP;
+  if (connection_get_status (conn) == CONN_DEAD)
+    return CLOSE_BY_ERROR;
+  return CLOSE_BY_CLIENT;
+}
 
+/* Serve one client from its first byte (or the handed-over handshake
+ * state) to the close.
+ */
+static void
+serve_connection (struct connection *conn)
+{
   lock_connection ();
-  if (thread_model >= NBDKIT_THREAD_MODEL_PARALLEL)
-    nworkers = config.threads;
-
-  conn = new_connection (sockin, sockout, nworkers);
-  if (conn == NULL) {
-    close (sockin);
-    if (sockout != sockin)
-      close (sockout);
-    goto out;
-  }
   threadlocal_set_instance (conn->id);
   threadlocal_set_conn (conn);
   threadlocal_set_name (top->name);
   debug ("accepted connection");
 
-  if (top->preconnect (top, config.readonly) == -1)
-    goto done;
-  if (protocol_handshake (conn) == -1)
+  if (top->preconnect (top, config.readonly) == -1 ||
+      protocol_handshake (conn) == -1)
     goto done;
 
+  mark_opened (conn);
+  control_connection_opened (conn);
   /* This thread serves requests too; more start as needed. */
   connection_worker (conn);
   join_workers (conn);
-  r = connection_get_status (conn) >= 0 ? 0 : -1;
 
  done:
   protocol_close_export (conn);
+  if (conn->opened)
+    control_connection_closed (conn, close_reason (conn));
   debug ("connection closed");
   threadlocal_set_conn (NULL);
   free_connection (conn);
   threadlocal_set_instance (0);
- out:
   threadlocal_free_buffer ();
   unlock_connection ();
+}
+
+static void
+thread_ended (void)
+{
+  unsigned r;
+
+  pthread_mutex_lock (&running_lock);
+  r = --running_threads;
+  pthread_cond_broadcast (&running_cond);
+  pthread_mutex_unlock (&running_lock);
+  /* -s serves one client; a draining worker waits for the last one. */
+  if (r == 0 && (config.listen_stdin || control_draining ()))
+    set_quit ();
+}
+
+static void *
+connection_thread (void *vconn)
+{
+  serve_connection (vconn);
+  thread_ended ();
+  return NULL;
+}
+
+/* Take RESUME's contents (a hand-over) into CONN. */
+static void
+apply_resume (struct connection *conn, struct handshake_resume *resume)
+{
+  conn->handshake_stage = resume->stage;
+  conn->client_flags = resume->client_flags;
+  conn->structured_replies = resume->structured_replies;
+  conn->meta_context_base_allocation = resume->meta_context_base_allocation;
+  conn->meta_context_exportname = resume->meta_context_exportname;
+  conn->pending_option = resume->option;
+  conn->pending_option_len = resume->option_len;
+  resume->meta_context_exportname = NULL;
+  resume->option = NULL;
+}
+
+/* The one way a connection starts: from the accept loop, -s, or a
+ * hand-over by the supervisor (RESUME, may be NULL).  The connection is
+ * served by a thread of its own.  Returns its id, or 0 if it could not
+ * start (the sockets are closed).
+ */
+uint64_t
+connection_start (int sockin, int sockout, struct handshake_resume *resume)
+{
+  unsigned nworkers = 1;
+  struct connection *conn;
+  pthread_attr_t attrs;
+  pthread_t thread;
+  uint64_t id;
+  int err;
+
+  if (thread_model >= NBDKIT_THREAD_MODEL_PARALLEL)
+    nworkers = config.threads;
+  conn = alloc_connection (sockin, sockout, nworkers);
+  if (conn == NULL)
+    goto fail;
+  if (resume)
+    apply_resume (conn, resume);
+  id = conn->id;
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
+    if (connection_list_append (&connections, conn) == -1) {
+      nbdkit_error ("realloc: %m");
+      destroy_connection (conn);
+      return 0;
+    }
+  }
+
+  pthread_mutex_lock (&running_lock);
+  running_threads++;
+  pthread_mutex_unlock (&running_lock);
+
+  pthread_attr_init (&attrs);
+  pthread_attr_setdetachstate (&attrs, PTHREAD_CREATE_DETACHED);
+  err = pthread_create (&thread, &attrs, connection_thread, conn);
+  pthread_attr_destroy (&attrs);
+  if (err != 0) {
+    errno = err;
+    nbdkit_error ("pthread_create: %m");
+    free_connection (conn);
+    thread_ended ();
+    return 0;
+  }
+  return id;
+
+ fail:
+  close (sockin);
+  if (sockout != sockin)
+    close (sockout);
+  return 0;
+}
+
+/* At shutdown: let connections finish their requests, for at most
+ * SECONDS.
+ */
+bool
+connection_threads_wait (unsigned seconds)
+{
+  struct timespec deadline;
+  bool all_done = true;
+
+  connection_disconnect_all (false, CLOSE_BY_STOP);
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += seconds;
+
+  pthread_mutex_lock (&running_lock);
+  while (running_threads > 0) {
+    if (pthread_cond_timedwait (&running_cond, &running_lock,
+                                &deadline) == ETIMEDOUT) {
+      debug ("%u connection(s) still busy at exit", running_threads);
+      all_done = false;
+      break;
+    }
+  }
+  pthread_mutex_unlock (&running_lock);
+  return all_done;
+}
+
+/* For --run: whether the accept loop has anything left to do. */
+unsigned
+connection_threads_running (void)
+{
+  unsigned r;
+
+  pthread_mutex_lock (&running_lock);
+  r = running_threads;
+  pthread_mutex_unlock (&running_lock);
   return r;
 }

@@ -2,6 +2,9 @@
  * Fixed newstyle negotiation (nbd-protocol.md "Fixed newstyle
  * negotiation", "Option types"): one handler per option, chosen by a
  * switch, until EXPORT_NAME or a successful GO ends the option phase.
+ * The greeting and the option loop are separate steps and the
+ * negotiated state lives in struct connection, so a supervisor can
+ * hand a client over in the middle (nbdkit-worker(7)).
  */
 
 #include <config.h>
@@ -109,9 +112,9 @@ canonical_export_name (const char *name)
 }
 
 static int
-opt_export_name (struct connection *conn, const char *data, uint32_t len,
-                 bool no_zeroes)
+opt_export_name (struct connection *conn, const char *data, uint32_t len)
 {
+  bool no_zeroes = conn->client_flags & NBD_FLAG_C_NO_ZEROES;
   struct nbd_export_name_reply reply;
   CLEANUP_FREE char *name = strndup (data, len);
   const char *canonical;
@@ -483,15 +486,42 @@ opt_starttls (struct connection *conn, uint32_t option, uint32_t len)
   return NEXT_OPTION;
 }
 
+/* Option bytes come from what a supervisor handed over first (see
+ * nbdkit-worker(7) "hand-over"), then from the socket, so a handed-over
+ * option is read exactly as if it had come from the client.
+ */
+static int
+option_recv (struct connection *conn, void *vbuf, size_t len,
+             const char *what)
+{
+  char *buf = vbuf;
+  size_t n = conn->pending_option_len - conn->pending_option_pos;
+
+  if (n > len)
+    n = len;
+  if (n > 0) {
+    memcpy (buf, conn->pending_option + conn->pending_option_pos, n);
+    conn->pending_option_pos += n;
+    if (conn->pending_option_pos == conn->pending_option_len) {
+      free (conn->pending_option);
+      conn->pending_option = NULL;
+      conn->pending_option_len = conn->pending_option_pos = 0;
+    }
+  }
+  if (n == len)
+    return 0;
+  return conn_recv_full (conn, buf + n, len - n, "%s", what);
+}
+
 /* Read one option and dispatch it. */
 static int
-handle_option (struct connection *conn, bool no_zeroes)
+handle_option (struct connection *conn)
 {
   struct nbd_new_option hdr;
   uint32_t option, len;
   CLEANUP_FREE char *data = NULL;
 
-  if (conn_recv_full (conn, &hdr, sizeof hdr, "reading option header") == -1)
+  if (option_recv (conn, &hdr, sizeof hdr, "reading option header") == -1)
     return -1;
   if (be64toh (hdr.version) != NBD_NEW_VERSION) {
     nbdkit_error ("unknown option version %" PRIx64 ", expecting %" PRIx64,
@@ -522,8 +552,7 @@ handle_option (struct connection *conn, bool no_zeroes)
     return -1;
   }
   if (len > 0 &&
-      conn_recv_full (conn, data, len, "reading %s data",
-                      nbd_option_name (option)) == -1)
+      option_recv (conn, data, len, nbd_option_name (option)) == -1)
     return -1;
   data[len] = '\0';
 
@@ -543,7 +572,7 @@ handle_option (struct connection *conn, bool no_zeroes)
 
   switch (option) {
   case NBD_OPT_EXPORT_NAME:
-    return opt_export_name (conn, data, len, no_zeroes);
+    return opt_export_name (conn, data, len);
   case NBD_OPT_ABORT: {
     /* The client may hang up without waiting for our ACK (the spec
      * allows both), so a failure to send it is not worth an error.
@@ -575,15 +604,21 @@ handle_option (struct connection *conn, bool no_zeroes)
   }
 }
 
+/* The global flags of the greeting. */
+uint16_t
+protocol_newstyle_gflags (void)
+{
+  return (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES) &
+    config.mask_handshake;
+}
+
+/* Send the greeting and read the client flags into conn->client_flags. */
 int
-protocol_handshake_newstyle (struct connection *conn)
+protocol_handshake_newstyle_greeting (struct connection *conn)
 {
   struct nbd_new_handshake hs;
-  uint16_t gflags = (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES) &
-    config.mask_handshake;
+  uint16_t gflags = protocol_newstyle_gflags ();
   uint32_t cflags;
-  bool no_zeroes;
-  int i, r;
 
   hs.nbdmagic = htobe64 (NBD_MAGIC);
   hs.version = htobe64 (NBD_NEW_VERSION);
@@ -603,10 +638,19 @@ protocol_handshake_newstyle (struct connection *conn)
     nbdkit_error ("client requested unexpected flags 0x%" PRIx32, cflags);
     return -1;
   }
-  no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
+  conn->client_flags = cflags;
+  conn->handshake_stage = HANDSHAKE_OPTIONS;
+  return 0;
+}
+
+/* The option phase, until the transmission phase starts. */
+int
+protocol_handshake_newstyle_options (struct connection *conn)
+{
+  int i, r;
 
   for (i = 0; i < MAX_OPTIONS; ++i) {
-    r = handle_option (conn, no_zeroes);
+    r = handle_option (conn);
     if (r == -1)
       return -1;
     if (r == START_TRANSMISSION)

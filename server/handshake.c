@@ -18,7 +18,10 @@ protocol_handshake (struct connection *conn)
 {
   if (config.oldstyle)
     return protocol_handshake_oldstyle (conn);
-  return protocol_handshake_newstyle (conn);
+  if (conn->handshake_stage == HANDSHAKE_GREETING &&
+      protocol_handshake_newstyle_greeting (conn) == -1)
+    return -1;
+  return protocol_handshake_newstyle_options (conn);
 }
 
 /* The transmission flags of the open export. */
@@ -132,4 +135,69 @@ protocol_close_export (struct connection *conn)
   backend_close (c);
   unlock_request ();
   conn->top_context = NULL;
+}
+
+/* Open the default export once, outside any client, and describe it as
+ * a client would see it.  Returns 1 if the plugin has no default
+ * export, -1 on error.
+ */
+int
+protocol_summarize_default_export (struct export_summary *s)
+{
+  struct connection *probe = connection_new_probe ();
+  const char *name, *description;
+  int r = -1;
+
+  memset (s, 0, sizeof *s);
+  if (probe == NULL)
+    return -1;
+  threadlocal_set_conn (probe);
+  name = backend_default_export (top, config.readonly);
+  if (name == NULL) {
+    r = 1;
+    goto out;
+  }
+  if (protocol_open_export (probe, name) == -1)
+    goto out;
+  s->name = strdup (name);
+  s->size = probe->exportsize;
+  s->eflags = probe->eflags;
+  lock_request ();
+  /* Block status is answered (emulated if the plugin has no extents)
+   * whenever base:allocation can be negotiated.
+   */
+  s->can_extents = probe->structured_replies;
+  description = backend_export_description (probe->top_context);
+  if (description)
+    s->description = strdup (description);
+  r = backend_block_size (probe->top_context, &s->minimum, &s->preferred,
+                          &s->maximum);
+  unlock_request ();
+  if (s->minimum == 0) {
+    /* The defaults of nbd-protocol.md "Size constraints". */
+    s->minimum = 1;
+    s->preferred = 4096;
+    s->maximum = MAX_REQUEST_SIZE;
+  }
+  if (s->maximum > MAX_REQUEST_SIZE)
+    s->maximum = MAX_REQUEST_SIZE;
+  if (r == 0 && (s->name == NULL || (description && !s->description))) {
+    nbdkit_error ("strdup: %m");
+    r = -1;
+  }
+  protocol_close_export (probe);
+ out:
+  threadlocal_set_conn (NULL);
+  connection_free_probe (probe);
+  if (r == -1)
+    export_summary_free (s);
+  return r;
+}
+
+void
+export_summary_free (struct export_summary *s)
+{
+  free (s->name);
+  free (s->description);
+  s->name = s->description = NULL;
 }

@@ -60,8 +60,10 @@ struct config {
   char *unixsocket_tmpdir;      /* -U -: the private dir to remove at exit */
   bool listen_stdin;            /* -s */
   bool vsock;                   /* --vsock */
-  unsigned listen_fds;          /* socket activation: number of fds */
-  string_vector listen_fdnames; /* socket activation: LISTEN_FDNAMES */
+  bool socket_activation;       /* LISTEN_FDS was given (activation.c) */
+  unsigned listen_fds;          /* socket activation: listening sockets */
+  int control_fd;               /* socket activation: the worker's control
+                                   socket (nbdkit-worker(7)), or -1 */
   /* Behaviour. */
   bool foreground;              /* -f, or implied */
   const char *pidfile;          /* -P */
@@ -97,11 +99,22 @@ extern void close_quit_pipe (void);
 extern void handle_quit (int sig);
 extern void set_quit (void);
 
+/* activation.c: socket activation (sd_listen_fds(3)). */
+extern void activation_check (void);
+
+/* usergroup.c: -u and -g. */
+extern void usergroup_resolve (void);
+extern void usergroup_change (void);
+
+/* ready.c: everything between "listening" and "serving". */
+extern void server_ready (void);
+
 /* signals.c */
 extern void set_up_signals (void);
 
 /* log.c */
 extern void log_verror (const char *fs, va_list args);
+extern void log_capture_errors (char *buf, size_t len);
 extern void log_stderr_verror (const char *fs, va_list args);
 extern void log_syslog_verror (const char *fs, va_list args);
 
@@ -149,10 +162,17 @@ DEFINE_VECTOR_TYPE (int_vector, int)
 extern int_vector bind_unix_socket (void);
 extern int_vector bind_tcpip_socket (void);
 extern int_vector bind_vsock (void);
-extern int_vector bind_socket_activation (void);
-extern void accept_incoming_connections (const int_vector *socks);
-extern bool connection_threads_wait (unsigned seconds);
-extern unsigned connection_threads_running (void);
+extern int_vector activation_listeners (void);
+
+/* The main loop polls a small set of sources: the listening sockets, the
+ * quit pipe and, in worker mode, the control socket and its timer.
+ * Handlers run in the main thread.
+ */
+typedef void (*poll_handler) (int fd, short revents, void *opaque);
+extern void poll_source_add (int fd, poll_handler handler, void *opaque);
+extern void poll_source_remove (int fd);
+extern void serve_loop (const int_vector *listeners);
+extern void stop_accepting (void);
 
 /* connections.c */
 struct connection;
@@ -167,13 +187,71 @@ typedef int (*connection_send_function) (struct connection *conn,
                                          int flags);
 typedef void (*connection_close_function) (struct connection *conn);
 
+/* A connection's status only ever goes down (the values are ordered). */
+enum conn_status {
+  CONN_DEAD = -1,               /* failed: stop at once */
+  CONN_CLOSING = 0,             /* finish requests in flight, then close */
+  CONN_OPEN = 1,                /* serving */
+};
+
+/* Why a connection ended (connection-closed, nbdkit-worker(7)). */
+enum conn_close_reason {
+  CLOSE_UNKNOWN = 0,            /* decided when it closes */
+  CLOSE_BY_CLIENT,
+  CLOSE_BY_DISCONNECT,
+  CLOSE_BY_ERROR,
+  CLOSE_BY_STOP,
+};
+
+/* Where the newstyle handshake of a new connection starts. */
+enum handshake_stage {
+  HANDSHAKE_GREETING,           /* nothing said yet: send the greeting */
+  HANDSHAKE_OPTIONS,            /* a supervisor did the greeting */
+};
+
+/* The handshake state a supervisor hands over with a client socket
+ * (control-handover.c).  connection_start takes the pointers.
+ */
+struct handshake_resume {
+  enum handshake_stage stage;
+  uint32_t client_flags;
+  bool structured_replies;
+  bool meta_context_base_allocation;
+  char *meta_context_exportname;
+  char *option;                 /* raw bytes of the option to answer next */
+  size_t option_len;
+};
+
+/* Requests counted by type for the worker's statistics. */
+enum counted_request {
+  COUNT_READ, COUNT_WRITE, COUNT_FLUSH, COUNT_TRIM, COUNT_ZERO,
+  COUNT_BLOCK_STATUS, COUNT_CACHE,
+  NR_COUNTED_REQUESTS
+};
+
+/* Written only by the connection's request threads (relaxed atomics, no
+ * lock), read when the supervisor asks.
+ */
+struct conn_counters {
+  uint64_t requests[NR_COUNTED_REQUESTS];
+  uint64_t bytes_read;          /* data read by the client */
+  uint64_t bytes_written;       /* data written by the client */
+  uint64_t errors;              /* requests answered with an error */
+};
+
+struct worker_stats {
+  uint64_t connections_active, connections_total;
+  struct conn_counters counters;
+};
+
 struct connection {
-  size_t id;                    /* connection number, for messages */
+  uint64_t id;                  /* unique in this process, never reused */
   int sockin, sockout;
   pthread_mutex_t read_lock;    /* one reader of requests at a time */
   pthread_mutex_t write_lock;   /* one writer of replies at a time */
   pthread_mutex_t status_lock;
-  int status;                   /* 1: serving, 0: closing, -1: failed */
+  enum conn_status status;
+  enum conn_close_reason close_reason;
   char held[64];                /* a reply header held for the payload */
   size_t held_len;
   int status_pipe[2];           /* wakes request threads on close */
@@ -189,8 +267,13 @@ struct connection {
   struct sockaddr_storage peer_addr;
   socklen_t peer_addrlen;
   int64_t peer_pid, peer_uid, peer_gid;   /* -1 if not known */
+  uint64_t since;               /* connection time, µs since the epoch */
 
-  /* Handshake results. */
+  /* Handshake state (handshake-newstyle.c). */
+  enum handshake_stage handshake_stage;
+  uint32_t client_flags;
+  char *pending_option;         /* handed over: read before the socket */
+  size_t pending_option_len, pending_option_pos;
   char *exportname;             /* canonical name of the open export */
   bool structured_replies;
   bool meta_context_base_allocation;
@@ -201,8 +284,13 @@ struct connection {
   char *tls_username;           /* PSK user or client certificate DN */
   char *tls_psk_username;       /* PSK user, if PSK was used */
   char *tls_dn, *tls_issuer_dn; /* verified client certificate's DNs */
+  void *tls_credentials;        /* held by the session (tls.c) */
   struct context *top_context;  /* open chain in the transmission phase */
   const char *default_exportname; /* cached default_export answer */
+
+  /* Worker mode: reported in connection-opened / -closed. */
+  bool opened;                  /* reached the transmission phase */
+  struct conn_counters counters;
 
   /* Strings interned for the lifetime of the connection. */
   string_vector interns;
@@ -214,19 +302,54 @@ struct connection {
   connection_close_function close;
 };
 
-extern int handle_single_connection (int sockin, int sockout);
-extern int connection_get_status (struct connection *conn);
-extern void connection_set_status (struct connection *conn, int value);
-extern void connection_shutdown_all (void);
+/* Whether request counters are kept (only in worker mode). */
+extern bool counters_enabled;
+
+extern uint64_t connection_start (int sockin, int sockout,
+                                  struct handshake_resume *resume);
+extern enum conn_status connection_get_status (struct connection *conn);
+extern void connection_set_status (struct connection *conn,
+                                   enum conn_status value);
+extern void connection_disconnect (struct connection *conn, bool force,
+                                   enum conn_close_reason why);
+extern int connection_disconnect_by_id (uint64_t id, bool force);
+extern void connection_disconnect_all (bool force,
+                                       enum conn_close_reason why);
+extern bool connection_threads_wait (unsigned seconds);
+extern unsigned connection_threads_running (void);
+extern void connection_stats (struct worker_stats *stats);
+extern void connection_for_each_opened (void (*fn) (struct connection *,
+                                                    void *),
+                                        void *opaque);
+extern struct connection *connection_new_probe (void);
+extern void connection_free_probe (struct connection *conn);
+extern const char *connection_close_reason_name (enum conn_close_reason r);
+extern void connection_request_started (struct connection *conn);
+extern void connection_request_done (struct connection *conn);
+
+/* connections-io.c: plain socket I/O. */
+extern void connection_set_raw_io (struct connection *conn);
 extern int conn_recv_full (struct connection *conn, void *buf, size_t len,
                            const char *fs, ...)
   __attribute__ ((__format__ (__printf__, 4, 5)));
 extern int conn_discard (struct connection *conn, uint64_t len);
-extern void connection_request_started (struct connection *conn);
-extern void connection_request_done (struct connection *conn);
 
 /* handshake.c */
+
+/* What a router needs to know about the default export (the ready
+ * event).
+ */
+struct export_summary {
+  char *name;
+  char *description;            /* NULL if the plugin has none */
+  int64_t size;
+  uint16_t eflags;
+  bool can_extents;
+  uint32_t minimum, preferred, maximum;
+};
 extern int protocol_handshake (struct connection *conn);
+extern int protocol_summarize_default_export (struct export_summary *s);
+extern void export_summary_free (struct export_summary *s);
 extern int protocol_open_export (struct connection *conn,
                                  const char *exportname);
 extern void protocol_close_export (struct connection *conn);
@@ -235,7 +358,9 @@ extern void protocol_close_export (struct connection *conn);
 extern int protocol_handshake_oldstyle (struct connection *conn);
 
 /* handshake-newstyle.c */
-extern int protocol_handshake_newstyle (struct connection *conn);
+extern uint16_t protocol_newstyle_gflags (void);
+extern int protocol_handshake_newstyle_greeting (struct connection *conn);
+extern int protocol_handshake_newstyle_options (struct connection *conn);
 
 /* protocol.c */
 extern void protocol_recv_request_send_reply (struct connection *conn);
@@ -263,6 +388,43 @@ extern int send_structured_reply_error (struct connection *conn,
 extern int tls_init (void);
 extern void tls_free (void);
 extern int tls_upgrade (struct connection *conn);
+extern int tls_reload (void);
+
+/* control.c: worker mode (nbdkit-worker(7)).  Every function is a no-op
+ * without a control socket.
+ */
+struct json_object;
+extern void control_init (int fd);
+extern bool control_active (void);
+extern void control_ready (void);
+extern void control_connection_opened (struct connection *conn);
+extern void control_connection_closed (struct connection *conn,
+                                       enum conn_close_reason why);
+extern void control_stopping (const char *reason);
+extern bool control_draining (void);
+extern void control_set_draining (void);
+extern void control_send_lock (void);
+extern void control_send_unlock (void);
+extern void control_send (struct json_object *msg);
+extern void control_close (void);
+
+/* control-json.c: building messages. */
+extern struct json_object *control_message (const char *type);
+extern struct json_object *control_json_ready (void);
+extern void control_json_add_stats (struct json_object *msg);
+extern struct json_object *control_json_connection (struct connection *conn,
+                                                    bool live);
+
+/* control-commands.c */
+extern void control_handle_message (const char *buf, size_t len,
+                                    bool truncated, int *fds, size_t nfds);
+extern void control_stop (bool graceful, unsigned timeout,
+                          const char *reason);
+extern void control_tick (void);
+
+/* control-handover.c */
+extern int control_hand_over (struct json_object *cmd, int fd,
+                              struct json_object *reply, char **error);
 
 /* captive.c */
 extern void run_command (void);

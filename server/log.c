@@ -75,9 +75,32 @@ log_syslog_verror (const char *fs, va_list args)
   errno = saved_errno;
 }
 
+/* A thread that wants the text of its next error (a control command
+ * replying with it) points this at a buffer.
+ */
+static __thread char *capture_buf;
+static __thread size_t capture_len;
+
+void
+log_capture_errors (char *buf, size_t len)
+{
+  capture_buf = buf;
+  capture_len = len;
+  if (buf && len)
+    buf[0] = '\0';
+}
+
 void
 log_verror (const char *fs, va_list args)
 {
+  if (capture_buf) {
+    va_list copy;
+    int saved_errno = errno;
+    va_copy (copy, args);
+    vsnprintf (capture_buf, capture_len, fs, copy);
+    va_end (copy);
+    errno = saved_errno;
+  }
   switch (config.log_to) {
   case LOG_TO_NULL:
     break;

@@ -10,9 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +27,7 @@
 struct config config = {
   .address_family = AF_UNSPEC,
   .mask_handshake = ~0U,
+  .control_fd = -1,
 };
 struct backend *top;
 
@@ -252,88 +251,12 @@ check_option_conflicts (bool dump_plugin)
   if (dump_plugin && listeners > 0)
     usage_error ("--dump-plugin cannot be used with -i, -p, -s, -U or "
                  "--vsock");
-  if (config.listen_fds > 0 &&
+  if (config.socket_activation &&
       (listeners > 0 || config.run))
     usage_error ("socket activation (LISTEN_FDS) cannot be used with "
                  "-i, -p, --run, -s, -U or --vsock");
   if (config.oldstyle && config.tls != TLS_OFF)
     usage_error ("--tls cannot be used with the oldstyle protocol (-o)");
-}
-
-/* systemd socket activation (sd_listen_fds(3)): take the inherited
- * sockets if LISTEN_PID is our pid.
- */
-static void
-check_socket_activation (void)
-{
-  const char *s_pid = getenv ("LISTEN_PID");
-  const char *s_fds = getenv ("LISTEN_FDS");
-  const char *s_names = getenv ("LISTEN_FDNAMES");
-  unsigned pid, fds;
-
-  if (s_pid == NULL || s_fds == NULL)
-    return;
-  if (nbdkit_parse_unsigned ("LISTEN_PID", s_pid, &pid) == -1 ||
-      nbdkit_parse_unsigned ("LISTEN_FDS", s_fds, &fds) == -1)
-    exit (EXIT_FAILURE);
-  if ((pid_t) pid != getpid ()) {
-    fprintf (stderr, "%s: warning: LISTEN_PID=%s is not our pid (%d), "
-             "ignoring socket activation\n",
-             config.program_name, s_pid, (int) getpid ());
-    return;
-  }
-  if (fds < 1 || fds > 1024) {
-    fprintf (stderr, "%s: LISTEN_FDS=%s: the number of sockets must be "
-             "between 1 and 1024\n", config.program_name, s_fds);
-    exit (EXIT_FAILURE);
-  }
-  config.listen_fds = fds;
-
-  /* Check the inherited descriptors now, before we open any of our own
-   * that could take their numbers: each must be a listening socket.
-   */
-  for (unsigned i = 0; i < fds; ++i) {
-    int fd = 3 + i, flags, listening = 0;
-    socklen_t len = sizeof listening;
-    struct stat st;
-
-    flags = fcntl (fd, F_GETFD);
-    if (flags == -1 || fstat (fd, &st) == -1) {
-      fprintf (stderr, "%s: socket activation: LISTEN_FDS=%u but fd %d is "
-               "not open\n", config.program_name, fds, fd);
-      exit (EXIT_FAILURE);
-    }
-    if (!S_ISSOCK (st.st_mode) ||
-        getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 ||
-        !listening) {
-      fprintf (stderr, "%s: socket activation: fd %d is not a listening "
-               "socket\n", config.program_name, fd);
-      exit (EXIT_FAILURE);
-    }
-    fcntl (fd, F_SETFD, flags | FD_CLOEXEC);
-  }
-
-  /* Keep the names (colon separated) for the daemon's use. */
-  if (s_names) {
-    CLEANUP_FREE char *copy = strdup (s_names);
-    char *p, *save = NULL;
-    if (copy == NULL) {
-      perror ("strdup");
-      exit (EXIT_FAILURE);
-    }
-    for (p = strtok_r (copy, ":", &save); p; p = strtok_r (NULL, ":", &save)) {
-      char *name = strdup (p);
-      if (name == NULL || string_vector_append (&config.listen_fdnames,
-                                                name) == -1) {
-        perror ("strdup");
-        exit (EXIT_FAILURE);
-      }
-    }
-  }
-
-  unsetenv ("LISTEN_PID");
-  unsetenv ("LISTEN_FDS");
-  unsetenv ("LISTEN_FDNAMES");
 }
 
 /* Where plugins and filters are looked up by name.  The nbdkit built in
@@ -477,89 +400,6 @@ configure_backends (int argc, char *argv[], int first)
   top->config_complete (top);
 }
 
-/* A user or group given by name or number: -1 if neither. */
-static long
-lookup_id (const char *name, bool is_user)
-{
-  char *end;
-  long id;
-
-  if (is_user) {
-    struct passwd *pw = getpwnam (name);
-    if (pw)
-      return pw->pw_uid;
-  }
-  else {
-    struct group *gr = getgrnam (name);
-    if (gr)
-      return gr->gr_gid;
-  }
-  errno = 0;
-  id = strtol (name, &end, 10);
-  if (*name && *end == '\0' && errno == 0 && id >= 0 && id < INT_MAX)
-    return id;
-  return -1;
-}
-
-static uid_t uid_to_set;
-static gid_t gid_to_set;
-
-/* -u/-g: resolved before anything is bound, applied after. */
-static void
-resolve_user_and_group (void)
-{
-  long id;
-
-  if (config.user) {
-    if ((id = lookup_id (config.user, true)) == -1) {
-      fprintf (stderr, "%s: -u: unknown user '%s'\n",
-               config.program_name, config.user);
-      exit (EXIT_FAILURE);
-    }
-    uid_to_set = id;
-  }
-  if (config.group) {
-    if ((id = lookup_id (config.group, false)) == -1) {
-      fprintf (stderr, "%s: -g: unknown group '%s'\n",
-               config.program_name, config.group);
-      exit (EXIT_FAILURE);
-    }
-    gid_to_set = id;
-  }
-}
-
-/* -u/-g: give up root once the sockets are bound. */
-static void
-change_user (void)
-{
-  if (config.group) {
-    gid_t gid = gid_to_set;
-    if (setgroups (1, &gid) == -1 || setgid (gid) == -1) {
-      fprintf (stderr, "%s: setgid: %s: %m\n",
-               config.program_name, config.group);
-      exit (EXIT_FAILURE);
-    }
-    debug ("changed group to %s", config.group);
-  }
-  if (config.user) {
-    uid_t uid = uid_to_set;
-    if (!config.group) {
-      struct passwd *pw = getpwuid (uid);
-      if (pw && (initgroups (pw->pw_name, pw->pw_gid) == -1 ||
-                 setgid (pw->pw_gid) == -1)) {
-        fprintf (stderr, "%s: setgid: %m\n", config.program_name);
-        exit (EXIT_FAILURE);
-      }
-    }
-    if (setuid (uid) == -1) {
-      fprintf (stderr, "%s: setuid: %s: %m\n",
-               config.program_name, config.user);
-      exit (EXIT_FAILURE);
-    }
-    debug ("changed user to %s", config.user);
-  }
-}
-
 /* -U -: a socket in a new private directory, removed at exit. */
 static void
 make_private_unix_socket (void)
@@ -588,75 +428,18 @@ remove_private_unix_socket (void)
   }
 }
 
-static void
-write_pidfile (void)
-{
-  int fd;
-  FILE *fp;
-
-  if (!config.pidfile)
-    return;
-  fd = open (config.pidfile, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC, 0644);
-  if (fd == -1 || (fp = fdopen (fd, "w")) == NULL) {
-    nbdkit_error ("pidfile: %s: %m", config.pidfile);
-    exit (EXIT_FAILURE);
-  }
-  fprintf (fp, "%d\n", (int) getpid ());
-  if (fclose (fp) == EOF) {
-    nbdkit_error ("pidfile: %s: %m", config.pidfile);
-    exit (EXIT_FAILURE);
-  }
-  debug ("written pidfile %s", config.pidfile);
-}
-
-/* Fork into the background once listening (the default without -f). */
-static void
-fork_into_background (void)
-{
-  pid_t pid;
-
-  if (config.foreground)
-    return;
-  pid = fork ();
-  if (pid == -1) {
-    perror ("fork");
-    exit (EXIT_FAILURE);
-  }
-  if (pid > 0)
-    _exit (EXIT_SUCCESS);       /* parent: the server is listening */
-
-  setsid ();
-  config.forked = true;
-  if (chdir ("/") == -1)
-    perror ("chdir");
-  /* Detach from the terminal, but keep stderr while verbose. */
-  int fd = open ("/dev/null", O_RDWR);
-  if (fd >= 0) {
-    dup2 (fd, STDIN_FILENO);
-    dup2 (fd, STDOUT_FILENO);
-    if (!config.verbose)
-      dup2 (fd, STDERR_FILENO);
-    if (fd > STDERR_FILENO)
-      close (fd);
-  }
-  debug ("forked into background (new pid = %d)", (int) getpid ());
-}
-
-static void
-for_each_backend_after_fork (void)
-{
-  top->after_fork (top);
-}
-
+/* Open the listeners, become ready and serve until asked to quit. */
 static void
 serve (void)
 {
   int_vector socks = empty_vector;
+  int sockin = -1, sockout = -1;
 
   if (config.listen_stdin) {
     /* One connection on stdin/stdout; nothing else may use them. */
-    int sockin = dup (STDIN_FILENO), sockout = dup (STDOUT_FILENO);
     int fd = open ("/dev/null", O_RDWR);
+    sockin = dup (STDIN_FILENO);
+    sockout = dup (STDOUT_FILENO);
     if (sockin == -1 || sockout == -1 || fd == -1) {
       perror ("dup");
       exit (EXIT_FAILURE);
@@ -664,16 +447,9 @@ serve (void)
     dup2 (fd, STDIN_FILENO);
     dup2 (fd, STDOUT_FILENO);
     close (fd);
-    change_user ();
-    /* after_fork runs whether or not we forked (nbdkit-plugin(3)). */
-    for_each_backend_after_fork ();
-    write_pidfile ();
-    handle_single_connection (sockin, sockout);
-    return;
   }
-
-  if (config.listen_fds)
-    socks = bind_socket_activation ();
+  else if (config.socket_activation)
+    socks = activation_listeners ();
   else if (config.unixsocket)
     socks = bind_unix_socket ();
   else if (config.vsock)
@@ -681,17 +457,25 @@ serve (void)
   else
     socks = bind_tcpip_socket ();
 
-  change_user ();
-  fork_into_background ();
-  for_each_backend_after_fork ();
-  write_pidfile ();
+  server_ready ();
+  if (config.listen_stdin)
+    connection_start (sockin, sockout, NULL);
   if (config.run)
     run_command ();
-  accept_incoming_connections (&socks);
+  serve_loop (&socks);
 
   for (size_t i = 0; i < socks.len; ++i)
     close (socks.ptr[i]);
   int_vector_reset (&socks);
+}
+
+/* Why the main loop ended, for the stopping event. */
+static const char *
+quit_reason (pid_t parent)
+{
+  if (config.exit_with_parent && getppid () != parent)
+    return "parent";
+  return "signal";
 }
 
 int
@@ -700,13 +484,15 @@ main (int argc, char *argv[])
   bool help = false, dump_plugin = false, version = false;
   int first;
   const char *plugin_name;
+  pid_t parent = getppid ();
 
   config.program_name = "nbdkit";
   /* Keep plugin output on stdout and our messages in order. */
   setvbuf (stdout, NULL, _IOLBF, 0);
 
+  /* First, so that worker mode reports every later error. */
+  activation_check ();
   first = parse_options (argc, argv, &help, &dump_plugin, &version);
-  check_socket_activation ();
 
   if (first >= argc) {
     if (version) {
@@ -723,12 +509,11 @@ main (int argc, char *argv[])
   check_option_conflicts (dump_plugin);
 
   /* These modes never fork and need the foreground. */
-  if (config.listen_stdin || config.run || config.listen_fds ||
+  if (config.listen_stdin || config.run || config.socket_activation ||
       config.exit_with_parent)
     config.foreground = true;
 
   if (config.exit_with_parent) {
-    pid_t parent = getppid ();
     if (prctl (PR_SET_PDEATHSIG, SIGTERM) == -1) {
       perror ("prctl: PR_SET_PDEATHSIG");
       exit (EXIT_FAILURE);
@@ -746,7 +531,7 @@ main (int argc, char *argv[])
     exit (EXIT_FAILURE);
   }
 
-  resolve_user_and_group ();
+  usergroup_resolve ();
   load_backends (plugin_name);
 
   if (version) {
@@ -791,6 +576,7 @@ main (int argc, char *argv[])
   serve ();
 
   debug ("shutting down");
+  control_stopping (quit_reason (parent));
   if (!connection_threads_wait (5)) {
     /* A plugin call is stuck: unloading under it would crash. */
     remove_private_unix_socket ();
@@ -807,7 +593,7 @@ main (int argc, char *argv[])
   close_quit_pipe ();
   free (config.unixsocket);
   free (config.unixsocket_tmpdir);
-  string_vector_free_all (&config.listen_fdnames);
+  control_close ();
   string_vector_reset (&filter_names);
 
   exit (captive_exit_status ());

@@ -306,6 +306,39 @@ send_reply (struct connection *conn, uint64_t handle, uint16_t cmd,
   return send_simple_reply (conn, handle, cmd, NULL, 0, 0);
 }
 
+/* Worker mode: count the request in the connection's counters.  Only
+ * this connection's request threads write them, so relaxed atomics are
+ * enough; without a control socket this is never called.
+ */
+static void
+count_request (struct connection *conn, uint16_t cmd, uint32_t count,
+               int err)
+{
+  struct conn_counters *c = &conn->counters;
+  enum counted_request type;
+
+  switch (cmd) {
+  case NBD_CMD_READ: type = COUNT_READ; break;
+  case NBD_CMD_WRITE: type = COUNT_WRITE; break;
+  case NBD_CMD_FLUSH: type = COUNT_FLUSH; break;
+  case NBD_CMD_TRIM: type = COUNT_TRIM; break;
+  case NBD_CMD_WRITE_ZEROES: type = COUNT_ZERO; break;
+  case NBD_CMD_BLOCK_STATUS: type = COUNT_BLOCK_STATUS; break;
+  case NBD_CMD_CACHE: type = COUNT_CACHE; break;
+  default:
+    /* An unknown command is refused: only an error to count. */
+    __atomic_fetch_add (&c->errors, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  __atomic_fetch_add (&c->requests[type], 1, __ATOMIC_RELAXED);
+  if (err)
+    __atomic_fetch_add (&c->errors, 1, __ATOMIC_RELAXED);
+  else if (type == COUNT_READ)
+    __atomic_fetch_add (&c->bytes_read, count, __ATOMIC_RELAXED);
+  else if (type == COUNT_WRITE)
+    __atomic_fetch_add (&c->bytes_written, count, __ATOMIC_RELAXED);
+}
+
 void
 protocol_recv_request_send_reply (struct connection *conn)
 {
@@ -322,26 +355,26 @@ protocol_recv_request_send_reply (struct connection *conn)
   /* Read the whole request under the read lock. */
   if (locked)
     pthread_mutex_lock (&conn->read_lock);
-  if (connection_get_status (conn) < 1)
+  if (connection_get_status (conn) != CONN_OPEN)
     goto unlock_and_return;
   r = conn->recv (conn, &req, sizeof req);
   if (r == 0) {
     debug ("client closed input socket, closing connection");
-    connection_set_status (conn, 0);
+    connection_set_status (conn, CONN_CLOSING);
     goto unlock_and_return;
   }
   if (r == -1) {
     nbdkit_error ("read request: %s",
                   errno == EBADMSG ? "the client closed the connection "
                   "in the middle of a request" : strerror (errno));
-    connection_set_status (conn, -1);
+    connection_set_status (conn, CONN_DEAD);
     goto unlock_and_return;
   }
   magic = be32toh (req.magic);
   if (magic != NBD_REQUEST_MAGIC) {
     nbdkit_error ("invalid request: 'magic' field is incorrect (0x%" PRIx32
                   "), closing the connection", magic);
-    connection_set_status (conn, -1);
+    connection_set_status (conn, CONN_DEAD);
     goto unlock_and_return;
   }
   flags = be16toh (req.flags);
@@ -352,7 +385,7 @@ protocol_recv_request_send_reply (struct connection *conn)
 
   if (cmd == NBD_CMD_DISC) {
     debug ("client sent %s, closing connection", nbd_command_name (cmd));
-    connection_set_status (conn, 0);
+    connection_set_status (conn, CONN_CLOSING);
     goto unlock_and_return;
   }
 
@@ -371,7 +404,7 @@ protocol_recv_request_send_reply (struct connection *conn)
       nbdkit_error ("invalid request: %s: payload of %" PRIu32 " bytes is "
                     "larger than the maximum %d, closing the connection",
                     nbd_command_name (cmd), count, MAX_REQUEST_SIZE);
-      connection_set_status (conn, -1);
+      connection_set_status (conn, CONN_DEAD);
       goto unlock_and_return;
     }
     if (err == 0 && (buf = threadlocal_buffer (count)) == NULL)
@@ -379,13 +412,13 @@ protocol_recv_request_send_reply (struct connection *conn)
     if (err) {
       if (conn_discard (conn, count) == -1) {
         nbdkit_error ("invalid request: cannot skip write payload: %m");
-        connection_set_status (conn, -1);
+        connection_set_status (conn, CONN_DEAD);
         goto unlock_and_return;
       }
     }
     else if (conn_recv_full (conn, buf, count, "read data for %s",
                              nbd_command_name (cmd)) == -1) {
-      connection_set_status (conn, -1);
+      connection_set_status (conn, CONN_DEAD);
       goto unlock_and_return;
     }
   }
@@ -410,7 +443,9 @@ protocol_recv_request_send_reply (struct connection *conn)
 
   if (send_reply (conn, handle, cmd, flags, buf, count, offset, extents,
                   errno_to_nbd_error (err)) == -1)
-    connection_set_status (conn, -1);
+    connection_set_status (conn, CONN_DEAD);
+  if (counters_enabled)
+    count_request (conn, cmd, count, err);
   nbdkit_extents_free (extents);
   /* Keep ordinary buffers for the next request, but do not let every
    * request thread hold on to a huge one.

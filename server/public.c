@@ -447,7 +447,7 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
     if (quit_fd >= 0)
       fds[nfds++] = (struct pollfd) { .fd = quit_fd, .events = POLLIN };
     if (conn && conn->status_pipe[0] >= 0 &&
-        connection_get_status (conn) > 0)
+        connection_get_status (conn) == CONN_OPEN)
       fds[nfds++] = (struct pollfd) { .fd = conn->status_pipe[0],
                                       .events = POLLIN };
 
@@ -455,7 +455,7 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
      * waited for (a delay in .close); a failed connection or a server
      * shutdown may not.
      */
-    if (quit || (conn && connection_get_status (conn) < 0)) {
+    if (quit || (conn && connection_get_status (conn) == CONN_DEAD)) {
       nbdkit_error ("aborting sleep to shut down");
       errno = ESHUTDOWN;
       return -1;
@@ -610,12 +610,7 @@ nbdkit_disconnect (int force)
   if (conn == NULL)
     return;
   debug ("nbdkit_disconnect (force=%d)", force);
-  if (force) {
-    connection_set_status (conn, -1);
-    shutdown (conn->sockout, SHUT_RDWR);
-  }
-  else
-    connection_set_status (conn, 0);
+  connection_disconnect (conn, force, CLOSE_UNKNOWN);
 }
 
 /* Interned strings.  Inside a connection they live until it closes;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * Listening sockets (TCP, Unix, AF_VSOCK, socket activation) and the
- * accept loop that starts one thread per client.
+ * Listening sockets (TCP, Unix, AF_VSOCK) and the main loop: poll the
+ * listeners and the other sources, accept clients and start them.
  */
 
 #include <config.h>
@@ -63,11 +63,6 @@ clear_selinux_label (void)
     setsockcreatecon_raw (NULL);
 #endif
 }
-
-/* Connection threads still running, for a clean shutdown. */
-static unsigned running_threads;
-static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t running_cond = PTHREAD_COND_INITIALIZER;
 
 static void
 add_socket (int_vector *socks, int fd)
@@ -232,48 +227,44 @@ bind_vsock (void)
   return socks;
 }
 
-/* The sockets systemd (or the daemon) passed us start at fd 3. */
-int_vector
-bind_socket_activation (void)
-{
-  int_vector socks = empty_vector;
+/* The sources of the main loop. */
+struct poll_source {
+  int fd;
+  poll_handler handler;
+  void *opaque;
+};
+DEFINE_VECTOR_TYPE (poll_source_list, struct poll_source)
+static poll_source_list sources = empty_vector;
+static bool accepting = true;
 
-  for (unsigned i = 0; i < config.listen_fds; ++i) {
-    /* Checked and made close-on-exec in main.c at startup. */
-    add_socket (&socks, 3 + i);
+void
+poll_source_add (int fd, poll_handler handler, void *opaque)
+{
+  struct poll_source s = { .fd = fd, .handler = handler, .opaque = opaque };
+
+  if (poll_source_list_append (&sources, s) == -1) {
+    perror ("realloc");
+    exit (EXIT_FAILURE);
   }
-  debug ("using %u socket(s) from socket activation", config.listen_fds);
-  return socks;
 }
 
-struct thread_data {
-  int sock;
-};
-
-static void *
-start_connection_thread (void *vdata)
+void
+poll_source_remove (int fd)
 {
-  struct thread_data *data = vdata;
-  int sock = data->sock;
-
-  free (data);
-  handle_single_connection (sock, sock);
-
-  pthread_mutex_lock (&running_lock);
-  running_threads--;
-  pthread_cond_broadcast (&running_cond);
-  pthread_mutex_unlock (&running_lock);
-  return NULL;
+  for (size_t i = 0; i < sources.len; ++i)
+    if (sources.ptr[i].fd == fd) {
+      poll_source_list_remove (&sources, i);
+      return;
+    }
 }
 
 static void
-accept_connection (int listen_sock)
+accept_connection (int listen_sock, short revents, void *opaque)
 {
-  struct thread_data *data;
-  pthread_attr_t attrs;
-  pthread_t thread;
-  int sock, err, opt = 1;
+  int sock, opt = 1;
 
+  if (!accepting)
+    return;
   sock = accept4 (listen_sock, NULL, NULL, SOCK_CLOEXEC);
   if (sock == -1) {
     switch (errno) {
@@ -292,98 +283,66 @@ accept_connection (int listen_sock)
   }
   /* Latency matters more than packet count for NBD replies. */
   setsockopt (sock, IPPROTO_TCP, TCP_NODELAY, &opt, sizeof opt);
+  connection_start (sock, sock, NULL);
+}
 
-  data = malloc (sizeof *data);
-  if (data == NULL) {
-    nbdkit_error ("malloc: %m");
-    close (sock);
-    return;
-  }
-  data->sock = sock;
+/* Worker mode, stopping: the listeners belong to the supervisor and stay
+ * open, but no new client is accepted.
+ */
+void
+stop_accepting (void)
+{
+  accepting = false;
+  for (size_t i = sources.len; i-- > 0; )
+    if (sources.ptr[i].handler == accept_connection)
+      poll_source_list_remove (&sources, i);
+}
 
-  pthread_mutex_lock (&running_lock);
-  running_threads++;
-  pthread_mutex_unlock (&running_lock);
-
-  pthread_attr_init (&attrs);
-  pthread_attr_setdetachstate (&attrs, PTHREAD_CREATE_DETACHED);
-  err = pthread_create (&thread, &attrs, start_connection_thread, data);
-  pthread_attr_destroy (&attrs);
-  if (err != 0) {
-    errno = err;
-    nbdkit_error ("pthread_create: %m");
-    close (sock);
-    free (data);
-    pthread_mutex_lock (&running_lock);
-    running_threads--;
-    pthread_mutex_unlock (&running_lock);
-  }
+static void
+quit_readable (int fd, short revents, void *opaque)
+{
+  /* The loop condition sees quit. */
 }
 
 /* Serve until asked to quit. */
 void
-accept_incoming_connections (const int_vector *socks)
+serve_loop (const int_vector *listeners)
 {
-  size_t n = socks->len, i;
-  struct pollfd *fds = calloc (n + 1, sizeof *fds);
+  struct pollfd *fds = NULL;
+  struct poll_source *copy = NULL;
+  size_t cap = 0, n, i;
 
-  if (fds == NULL) {
-    perror ("calloc");
-    exit (EXIT_FAILURE);
-  }
-  for (i = 0; i < n; ++i)
-    fds[i] = (struct pollfd) { .fd = socks->ptr[i], .events = POLLIN };
-  fds[n] = (struct pollfd) { .fd = quit_fd, .events = POLLIN };
+  for (i = 0; i < listeners->len; ++i)
+    poll_source_add (listeners->ptr[i], accept_connection, NULL);
+  poll_source_add (quit_fd, quit_readable, NULL);
 
   while (!quit) {
-    int r = poll (fds, n + 1, -1);
-    if (r == -1) {
+    /* Handlers may add or remove sources: poll a copy. */
+    n = sources.len;
+    if (n > cap) {
+      cap = n;
+      fds = realloc (fds, cap * sizeof *fds);
+      copy = realloc (copy, cap * sizeof *copy);
+      if (fds == NULL || copy == NULL) {
+        perror ("realloc");
+        exit (EXIT_FAILURE);
+      }
+    }
+    for (i = 0; i < n; ++i) {
+      copy[i] = sources.ptr[i];
+      fds[i] = (struct pollfd) { .fd = copy[i].fd, .events = POLLIN };
+    }
+    if (poll (fds, n, -1) == -1) {
       if (errno == EINTR || errno == EAGAIN)
         continue;
       perror ("poll");
       exit (EXIT_FAILURE);
     }
     for (i = 0; i < n && !quit; ++i)
-      if (fds[i].revents & POLLIN)
-        accept_connection (fds[i].fd);
+      if (fds[i].revents)
+        copy[i].handler (fds[i].fd, fds[i].revents, copy[i].opaque);
   }
   free (fds);
-}
-
-/* At shutdown: let connections finish their requests, for at most
- * SECONDS.
- */
-bool
-connection_threads_wait (unsigned seconds)
-{
-  struct timespec deadline;
-  bool all_done = true;
-
-  connection_shutdown_all ();
-  clock_gettime (CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += seconds;
-
-  pthread_mutex_lock (&running_lock);
-  while (running_threads > 0) {
-    if (pthread_cond_timedwait (&running_cond, &running_lock,
-                                &deadline) == ETIMEDOUT) {
-      debug ("%u connection(s) still busy at exit", running_threads);
-      all_done = false;
-      break;
-    }
-  }
-  pthread_mutex_unlock (&running_lock);
-  return all_done;
-}
-
-/* For --run: whether the accept loop has anything left to do. */
-unsigned
-connection_threads_running (void)
-{
-  unsigned r;
-
-  pthread_mutex_lock (&running_lock);
-  r = running_threads;
-  pthread_mutex_unlock (&running_lock);
-  return r;
+  free (copy);
+  poll_source_list_reset (&sources);
 }

@@ -53,18 +53,33 @@ struct psk_user {
 };
 DEFINE_VECTOR_TYPE (psk_user_list, struct psk_user)
 
-/* Loaded once by tls_init, then only read (GnuTLS allows credentials to
- * be shared by every session).
+/* The credentials being loaded (by tls_init or tls_reload, in one
+ * thread); load_credentials then moves them into a tls_credentials.
  */
 static psk_user_list psk_users = empty_vector;
 static gnutls_psk_server_credentials_t psk_creds;
 static gnutls_certificate_credentials_t x509_creds;
+
+/* A loaded set of credentials, shared by every session that started
+ * while it was current (GnuTLS allows that) and freed when the last of
+ * them has closed and reload-tls has replaced it.
+ */
+struct tls_credentials {
+  unsigned refs;
+  psk_user_list psk_users;
+  gnutls_psk_server_credentials_t psk;
+  gnutls_certificate_credentials_t x509;
+};
+static struct tls_credentials *current_creds;
+static pthread_mutex_t creds_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static gnutls_priority_t priority;
 static char *default_priority;  /* when --tls-priority is not given */
 static int session_debug;       /* -D nbdkit.tls.session=1 */
 
 /* Filled in by the callbacks during one handshake (gnutls_session_get_ptr). */
 struct handshake_state {
+  const struct tls_credentials *creds;
   const struct psk_user *psk_user;
   char reason[512];             /* why we refused the client, if we did */
 };
@@ -119,16 +134,16 @@ check_readable (const char *filename, bool required, bool *exists)
 /* The --tls-psk file: "username:hexkey" lines, as psktool(1) writes. */
 
 static void
-free_psk_users (void)
+free_psk_users (psk_user_list *users)
 {
-  for (size_t i = 0; i < psk_users.len; ++i) {
-    free (psk_users.ptr[i].name);
-    if (psk_users.ptr[i].key.data) {
-      explicit_bzero (psk_users.ptr[i].key.data, psk_users.ptr[i].key.size);
-      free (psk_users.ptr[i].key.data);
+  for (size_t i = 0; i < users->len; ++i) {
+    free (users->ptr[i].name);
+    if (users->ptr[i].key.data) {
+      explicit_bzero (users->ptr[i].key.data, users->ptr[i].key.size);
+      free (users->ptr[i].key.data);
     }
   }
-  psk_user_list_reset (&psk_users);
+  psk_user_list_reset (users);
 }
 
 static int
@@ -242,8 +257,10 @@ psk_lookup (gnutls_session_t session, const gnutls_datum_t *username,
   char printable[128];
   size_t i, j;
 
-  for (i = 0; i < psk_users.len; ++i) {
-    const struct psk_user *u = &psk_users.ptr[i];
+  if (hs == NULL || hs->creds == NULL)
+    return -1;
+  for (i = 0; i < hs->creds->psk_users.len; ++i) {
+    const struct psk_user *u = &hs->creds->psk_users.ptr[i];
     if (strlen (u->name) == username->size &&
         memcmp (u->name, username->data, username->size) == 0) {
       key->data = gnutls_malloc (u->key.size);
@@ -503,6 +520,72 @@ init_certificates (void)
   return 0;
 }
 
+/* Free what a failed load left behind. */
+static void
+free_loading (void)
+{
+  if (x509_creds)
+    gnutls_certificate_free_credentials (x509_creds);
+  x509_creds = NULL;
+  if (psk_creds)
+    gnutls_psk_free_server_credentials (psk_creds);
+  psk_creds = NULL;
+  free_psk_users (&psk_users);
+}
+
+/* Load the PSK file or the certificates named on the command line. */
+static struct tls_credentials *
+load_credentials (void)
+{
+  struct tls_credentials *c;
+
+  if (config.tls_psk ? init_psk () : init_certificates ()) {
+    free_loading ();
+    return NULL;
+  }
+  c = calloc (1, sizeof *c);
+  if (c == NULL) {
+    nbdkit_error ("calloc: %m");
+    free_loading ();
+    return NULL;
+  }
+  c->refs = 1;
+  c->psk_users = psk_users;
+  c->psk = psk_creds;
+  c->x509 = x509_creds;
+  psk_users = (psk_user_list) empty_vector;
+  psk_creds = NULL;
+  x509_creds = NULL;
+  return c;
+}
+
+static void
+credentials_unref (struct tls_credentials *c)
+{
+  if (c == NULL || __atomic_sub_fetch (&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
+  if (c->x509)
+    gnutls_certificate_free_credentials (c->x509);
+  if (c->psk)
+    gnutls_psk_free_server_credentials (c->psk);
+  free_psk_users (&c->psk_users);
+  free (c);
+}
+
+/* The current credentials, with a reference for a new session. */
+static struct tls_credentials *
+credentials_get (void)
+{
+  struct tls_credentials *c;
+
+  pthread_mutex_lock (&creds_lock);
+  c = current_creds;
+  if (c)
+    __atomic_add_fetch (&c->refs, 1, __ATOMIC_ACQ_REL);
+  pthread_mutex_unlock (&creds_lock);
+  return c;
+}
+
 /* AES instructions and carry-less multiply make AES-GCM fast. */
 static bool
 cpu_has_fast_aes_gcm (void)
@@ -545,7 +628,8 @@ tls_init (void)
     gnutls_global_set_log_level (log_level);
   }
 
-  if (config.tls_psk ? init_psk () : init_certificates ()) {
+  current_creds = load_credentials ();
+  if (current_creds == NULL) {
     tls_free ();
     return -1;
   }
@@ -581,13 +665,31 @@ tls_free (void)
   priority = NULL;
   free (default_priority);
   default_priority = NULL;
-  if (x509_creds)
-    gnutls_certificate_free_credentials (x509_creds);
-  x509_creds = NULL;
-  if (psk_creds)
-    gnutls_psk_free_server_credentials (psk_creds);
-  psk_creds = NULL;
-  free_psk_users ();
+  free_loading ();
+  pthread_mutex_lock (&creds_lock);
+  credentials_unref (current_creds);
+  current_creds = NULL;
+  pthread_mutex_unlock (&creds_lock);
+}
+
+/* reload-tls (nbdkit-worker(7)): new handshakes use the new credentials;
+ * sessions keep the ones they started with.  On failure the old ones
+ * stay.
+ */
+int
+tls_reload (void)
+{
+  struct tls_credentials *c = load_credentials (), *old;
+
+  if (c == NULL)
+    return -1;
+  pthread_mutex_lock (&creds_lock);
+  old = current_creds;
+  current_creds = c;
+  pthread_mutex_unlock (&creds_lock);
+  credentials_unref (old);
+  debug ("TLS: credentials reloaded");
+  return 0;
 }
 
 /* Encrypted I/O with the same contracts as raw_recv, raw_send_socket and
@@ -740,6 +842,8 @@ tls_close (struct connection *conn)
     gnutls_deinit (session);
     conn->crypto_session = NULL;
   }
+  credentials_unref (conn->tls_credentials);
+  conn->tls_credentials = NULL;
   if (conn->sockin >= 0)
     close (conn->sockin);
   if (conn->sockout >= 0 && conn->sockout != conn->sockin)
@@ -870,22 +974,29 @@ int
 tls_upgrade (struct connection *conn)
 {
   gnutls_session_t session;
-  struct handshake_state hs = { .psk_user = NULL };
+  struct tls_credentials *creds = credentials_get ();
+  struct handshake_state hs = { .creds = creds, .psk_user = NULL };
   int r;
 
+  if (creds == NULL) {
+    nbdkit_error ("TLS: no credentials are loaded");
+    return -1;
+  }
   r = gnutls_init (&session, GNUTLS_SERVER | GNUTLS_NO_SIGNAL);
   if (r < 0) {
     nbdkit_error ("gnutls_init: %s", gnutls_strerror (r));
+    credentials_unref (creds);
     return -1;
   }
   r = gnutls_priority_set (session, priority);
   if (r == 0)
     r = config.tls_psk
-      ? gnutls_credentials_set (session, GNUTLS_CRD_PSK, psk_creds)
-      : gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, x509_creds);
+      ? gnutls_credentials_set (session, GNUTLS_CRD_PSK, creds->psk)
+      : gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, creds->x509);
   if (r < 0) {
     nbdkit_error ("TLS session setup: %s", gnutls_strerror (r));
     gnutls_deinit (session);
+    credentials_unref (creds);
     return -1;
   }
   if (!config.tls_psk)
@@ -903,6 +1014,7 @@ tls_upgrade (struct connection *conn)
   if (r < 0) {
     log_handshake_failure (session, &hs, r);
     gnutls_deinit (session);
+    credentials_unref (creds);
     return -1;
   }
 
@@ -919,6 +1031,7 @@ tls_upgrade (struct connection *conn)
   }
 
   conn->crypto_session = session;
+  conn->tls_credentials = creds;
   conn->recv = tls_recv;
   conn->send = tls_send;
   conn->close = tls_close;
@@ -947,6 +1060,13 @@ tls_free (void)
 
 int
 tls_upgrade (struct connection *conn)
+{
+  nbdkit_error ("TLS is not supported by this build");
+  return -1;
+}
+
+int
+tls_reload (void)
 {
   nbdkit_error ("TLS is not supported by this build");
   return -1;
