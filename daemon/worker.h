@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * A worker process and its control socket (worker.c, worker-control.c).
+ */
+
+#ifndef NBDKITD_WORKER_H
+#define NBDKITD_WORKER_H
+
+#include <json-c/json.h>
+
+#include "nbdkitd.h"
+
+/* Called with the reply, or with NULL if the worker went away first. */
+typedef void (*worker_reply_fn) (struct export *e, json_object *reply,
+                                 void *opaque);
+
+struct worker_cmd {
+  struct worker_cmd *next;
+  int64_t id;
+  worker_reply_fn fn;
+  void *opaque;
+};
+
+struct worker {
+  struct export *export;
+  struct spawn *spawn;
+  int control_fd;
+  sd_event_source *control_source;
+  sd_event_source *kill_timer;
+  bool ready;                   /* the ready event came */
+  bool error_event;             /* an error event came */
+  bool stop_requested;
+  int64_t next_id;
+  struct worker_cmd *pending;
+  string_vector tail;           /* the last lines of standard error */
+};
+
+/* worker-control.c */
+extern int worker_command (struct export *e, const char *type,
+                           json_object *args, int fd,
+                           worker_reply_fn fn, void *opaque);
+extern int worker_on_control (sd_event_source *s, int fd, uint32_t revents,
+                              void *userdata);
+
+#endif /* NBDKITD_WORKER_H */
