@@ -149,15 +149,32 @@ free_tcp_port ()
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# expect_error NAME CMD...: CMD must fail with the D-Bus error NAME.
+# gcall OBJECT-PATH INTERFACE.METHOD ARGS...: gdbus call (GVariant text
+# arguments); prints the reply, or "GDBus.Error:NAME: message" on error.
+gcall ()
+{
+  local path=$1 method=$2; shift 2
+  gdbus call --system -d org.nbdkit.Daemon1 -o "$path" -m "$method" "$@"
+}
+
+# expect_error ERROR-NAME CMD...: CMD must fail with that D-Bus error.
 expect_error ()
 {
   local want=$1 out; shift
   if out=$("$@" 2>&1); then
     fail "expected $want, but '$*' succeeded: $out"
   fi
-  # busctl prints the message, not the name; ask gdbus style via -j? use --verbose
-  echo "$out"
+  case $out in
+    *"GDBus.Error:$want:"*) echo "ok: $want: ${out#*$want: }" ;;
+    *) fail "expected $want from '$*', got: $out" ;;
+  esac
+}
+
+# add_export NAME PLUGIN FILTERS PARAMS OPTIONS (GVariant text each).
+add_export ()
+{
+  gcall /org/nbdkit/Daemon1 org.nbdkit.Daemon1.Manager.AddExport \
+      "$1" "$2" "$3" "$4" "$5"
 }
 
 # On failure show what the daemon said.
