@@ -143,11 +143,18 @@ json_read_dict (sd_bus_message *m, const char *contents,
                 struct json_object **ret)
 {
   struct json_object *obj = json_object_new_object (), *key, *val;
+  size_t len = strlen (contents);
+  char entry[64];
   int r;
 
+  /* CONTENTS is "{KV}"; entering an entry needs "KV". */
+  if (len < 4 || len - 2 >= sizeof entry)
+    return -EBADMSG;
+  memcpy (entry, contents + 1, len - 2);
+  entry[len - 2] = '\0';
   if (obj == NULL)
     return -ENOMEM;
-  while ((r = sd_bus_message_enter_container (m, 'e', NULL)) > 0) {
+  while ((r = sd_bus_message_enter_container (m, 'e', entry)) > 0) {
     if ((r = json_read_value (m, &key)) < 0)
       goto fail;
     if ((r = json_read_value (m, &val)) < 0) {
@@ -266,10 +273,12 @@ print_property_value (int indent, struct json_object *v)
   size_t i, n;
 
   if (!json_object_is_type (v, json_type_array)) {
+    const char *s = json_object_get_string (v);
+
     if (json_object_is_type (v, json_type_boolean))
       puts (json_object_get_boolean (v) ? "yes" : "no");
     else
-      puts (json_object_get_string (v));
+      puts (s && *s ? s : "-");
     return;
   }
   n = json_object_array_length (v);
