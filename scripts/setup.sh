@@ -13,7 +13,8 @@ packages=(
   libgnutls28-dev libsystemd-dev libjson-c-dev libnbd-dev
   liblzma-dev zlib1g-dev libglib2.0-dev libclang-rt-14-dev libselinux1-dev
   # Real peers used by the tests and benchmarks.
-  libnbd-bin python3-libnbd nbdkit nbdkit-plugin-dev qemu-utils
+  libnbd-bin python3-libnbd nbdkit nbdkit-plugin-dev nbdkit-plugin-python
+  qemu-utils
   nbd-server gnutls-bin dbus polkitd systemd socat
   fdisk gdisk xz-utils gzip tar valgrind
   # Manual pages.

@@ -374,6 +374,9 @@ load_backends (const char *plugin_name)
   }
 }
 
+/* The keys of every KEY=VALUE parameter, kept for the server's lifetime. */
+static string_vector config_keys = empty_vector;
+
 /* Offer every KEY=VALUE to the chain, outermost layer first. */
 static void
 configure_backends (int argc, char *argv[], int first)
@@ -386,8 +389,14 @@ configure_backends (int argc, char *argv[], int first)
     const char *value;
 
     if (parse_plugin_key_value (argv[i], &key, &value) == 0) {
+      /* nbdkit-plugin(3): key and value stay valid until the plugin is
+       * unloaded, and plugins keep them without copying.
+       */
+      if (string_vector_append (&config_keys, key) == -1) {
+        perror ("realloc");
+        exit (EXIT_FAILURE);
+      }
       top->config (top, key, value);
-      free (key);
     }
     else if (magic != NULL)
       top->config (top, magic, argv[i]);
