@@ -215,7 +215,7 @@ collect_connections (sd_bus *bus, const char *name, struct json_object *arr,
 {
   CLEANUP_FREE char *path = NULL;
   sd_bus_message *reply = NULL;
-  const char *peer, *export_name, *tls;
+  const char *peer, *export_name, *tls, *since_str;
   uint64_t id, since, rd, wr;
   int r;
 
@@ -227,10 +227,16 @@ collect_connections (sd_bus *bus, const char *name, struct json_object *arr,
     return r;
   if ((r = sd_bus_message_enter_container (reply, 'a', "(tsssstt)")) >= 0)
     while ((r = sd_bus_message_read (reply, "(tsssstt)", &id, &peer,
-                                     &export_name, &tls, &since, &rd,
+                                     &export_name, &tls, &since_str, &rd,
                                      &wr)) > 0) {
       struct json_object *o = json_object_new_object ();
-      CLEANUP_FREE char *when = format_timestamp_usec (since);
+      CLEANUP_FREE char *when = NULL;
+
+      /* The signature makes "connected since" a string: microseconds
+       * since the epoch in decimal.
+       */
+      since = strtoull (since_str, NULL, 10);
+      when = format_timestamp_usec (since);
       char ids[32], rds[32], wrs[32];
 
       json_object_object_add (o, "export", json_object_new_string (name));
