@@ -7,6 +7,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,6 +93,19 @@ class_of_error (const sd_bus_error *error, int r)
   return class_of_errno (r);
 }
 
+/* Whether the daemon's message already names the export (quoted). */
+static bool
+message_names_export (const char *msg, const char *name)
+{
+  char q1[256], q2[256];
+
+  if (strlen (name) > sizeof q1 - 3)
+    return true;
+  snprintf (q1, sizeof q1, "'%s'", name);
+  snprintf (q2, sizeof q2, "\"%s\"", name);
+  return strstr (msg, q1) || strstr (msg, q2);
+}
+
 /* Print ERROR (the reply to a failed call, which returned R) as one line
  * and remember its class for the exit code.  Returns R.
  */
@@ -102,37 +116,22 @@ bus_error_report (int r, const sd_bus_error *error)
   const char *ctx = context_export ? export_label (context_export) : NULL;
 
   error_class = class_of_error (error, r);
-  switch (error_class) {
-  case EXIT_NOT_FOUND:
-    if (ctx && sd_bus_error_has_name (error, NBDKITD_ERROR_NO_SUCH_EXPORT))
-      error_log (r, "export %s does not exist", ctx);
-    else
-      error_log (r, "%s", msg);
-    break;
-  case EXIT_EXISTS:
-    if (ctx && sd_bus_error_has_name (error, NBDKITD_ERROR_EXPORT_EXISTS))
-      error_log (r, "export %s already exists", ctx);
-    else
-      error_log (r, "%s", msg);
-    break;
-  case EXIT_DENIED:
+  if (ctx && sd_bus_error_has_name (error, NBDKITD_ERROR_NO_SUCH_EXPORT))
+    error_log (r, "export %s does not exist", ctx);
+  else if (ctx && sd_bus_error_has_name (error, NBDKITD_ERROR_EXPORT_EXISTS))
+    error_log (r, "export %s already exists", ctx);
+  else if (error_class == EXIT_DENIED)
     error_log (r, "access denied: %s", msg);
-    break;
-  case EXIT_UNREACHABLE:
+  else if (error_class == EXIT_UNREACHABLE)
     error_log (r, "nbdkitd is not running or not reachable on the %s bus: %s",
                config.user_bus ? "session" : "system", msg);
-    break;
-  default:
-    /* The daemon's message names the parameter or value; add the export
-     * unless the message already says it.
+  else if (ctx && !message_names_export (msg, context_export))
+    /* The daemon's message names the parameter or value; add the
+     * export it is about.
      */
-    if (ctx && (*context_export == '\0'
-                || strstr (msg, context_export) == NULL))
-      error_log (r, "export %s: %s", ctx, msg);
-    else
-      error_log (r, "%s", msg);
-    break;
-  }
+    error_log (r, "export %s: %s", ctx, msg);
+  else
+    error_log (r, "%s", msg);
   return r;
 }
 

@@ -40,6 +40,7 @@ expect_exit ()
     fail "$* exited $rc, expected $code: $(cat "$D/err")"
   [ "$(wc -l < "$D/err")" -le 1 ] ||
     fail "$*: more than one line of error: $(cat "$D/err")"
+  [ -z "${CTL_SHOW_ERRORS:-}" ] || echo "exit $rc: $(cat "$D/err")" >&2
   grep -qE -- "$pattern" "$D/err" ||
     fail "$*: stderr does not match '$pattern': $(cat "$D/err")"
 }
