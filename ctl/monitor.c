@@ -215,6 +215,7 @@ wait_until_interrupted (sd_bus *bus, const char *name)
   if (!config.quiet)
     fprintf (stderr, "Transient export %s is served until nbdkitctl exits "
              "(Ctrl-C).\n", export_label (name));
+  fflush (stdout);
   r = sd_event_loop (event);
  out:
   sd_event_unref (event);

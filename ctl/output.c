@@ -250,6 +250,7 @@ json_print (struct json_object *obj)
     ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
     : JSON_C_TO_STRING_PLAIN;
   puts (json_object_to_json_string_ext (obj, flags));
+  fflush (stdout);
 }
 
 /* Microseconds since the epoch as local time, e.g. 2026-12-01 10:00:00. */
