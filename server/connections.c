@@ -290,6 +290,15 @@ connection_stats (struct worker_stats *stats)
  * list lock (FN must not block).
  */
 void
+connection_for_each_locked (void (*fn) (struct connection *, void *),
+                            void *opaque)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
+  for (size_t i = 0; i < connections.len; ++i)
+    fn (connections.ptr[i], opaque);
+}
+
+void
 connection_for_each_opened (void (*fn) (struct connection *, void *),
                             void *opaque)
 {
@@ -402,9 +411,13 @@ serve_connection (struct connection *conn)
   threadlocal_set_name (top->name);
   debug ("accepted connection");
 
+  connection_limits_handshake_begin (conn);
   if (top->preconnect (top, config.readonly) == -1 ||
-      protocol_handshake (conn) == -1)
+      protocol_handshake (conn) == -1) {
+    connection_limits_handshake_end (conn);
     goto done;
+  }
+  connection_limits_handshake_end (conn);
 
   mark_opened (conn);
   control_connection_opened (conn);
@@ -476,6 +489,8 @@ connection_start (int sockin, int sockout, struct handshake_resume *resume)
   uint64_t id;
   int err;
 
+  if (!connection_limits_admit ())
+    goto fail;
   if (thread_model >= NBDKIT_THREAD_MODEL_PARALLEL)
     nworkers = config.threads;
   conn = alloc_connection (sockin, sockout, nworkers);

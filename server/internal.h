@@ -87,6 +87,9 @@ struct config {
   const char *tls_psk;
   bool tls_verify_peer;
   const char *tls_priority;
+  /* Limits (connection-limits.c). */
+  unsigned handshake_timeout;   /* --handshake-timeout, seconds, 0 = none */
+  unsigned max_connections;     /* --max-connections */
 };
 extern struct config config;
 extern struct backend *top;     /* outermost filter, or the plugin */
@@ -173,6 +176,14 @@ extern void poll_source_add (int fd, poll_handler handler, void *opaque);
 extern void poll_source_remove (int fd);
 extern void serve_loop (const int_vector *listeners);
 extern void stop_accepting (void);
+
+/* connection-limits.c */
+#define DEFAULT_HANDSHAKE_TIMEOUT 10
+#define DEFAULT_MAX_CONNECTIONS 1024
+extern void connection_limits_init (void);
+extern bool connection_limits_admit (void);
+extern void connection_limits_handshake_begin (struct connection *conn);
+extern void connection_limits_handshake_end (struct connection *conn);
 
 /* connections.c */
 struct connection;
@@ -288,6 +299,13 @@ struct connection {
   struct context *top_context;  /* open chain in the transmission phase */
   const char *default_exportname; /* cached default_export answer */
 
+  /* Limits (connection-limits.c): the monotonic time in ns by which
+   * the handshake must be done, 0 outside the handshake; set once the
+   * connection has been refused or evicted.
+   */
+  int64_t handshake_deadline;
+  bool limit_dropped;
+
   /* Worker mode: reported in connection-opened / -closed. */
   bool opened;                  /* reached the transmission phase */
   struct conn_counters counters;
@@ -318,6 +336,9 @@ extern void connection_disconnect_all (bool force,
 extern bool connection_threads_wait (unsigned seconds);
 extern unsigned connection_threads_running (void);
 extern void connection_stats (struct worker_stats *stats);
+extern void connection_for_each_locked (void (*fn) (struct connection *,
+                                                    void *),
+                                        void *opaque);
 extern void connection_for_each_opened (void (*fn) (struct connection *,
                                                     void *),
                                         void *opaque);

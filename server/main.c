@@ -28,6 +28,8 @@ struct config config = {
   .address_family = AF_UNSPEC,
   .mask_handshake = ~0U,
   .control_fd = -1,
+  .handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT,
+  .max_connections = DEFAULT_MAX_CONNECTIONS,
 };
 struct backend *top;
 
@@ -40,9 +42,11 @@ enum {
   DUMP_PLUGIN_OPTION,
   EXIT_WITH_PARENT_OPTION,
   FILTER_OPTION,
+  HANDSHAKE_TIMEOUT_OPTION,
   LOG_OPTION,
   LONG_OPTIONS_OPTION,
   MASK_HANDSHAKE_OPTION,
+  MAX_CONNECTIONS_OPTION,
   NO_SR_OPTION,
   RUN_OPTION,
   SELINUX_LABEL_OPTION,
@@ -69,6 +73,7 @@ static const struct option long_options[] = {
   { "foreground",       no_argument,       NULL, 'f' },
   { "no-fork",          no_argument,       NULL, 'f' },
   { "group",            required_argument, NULL, 'g' },
+  { "handshake-timeout", required_argument, NULL, HANDSHAKE_TIMEOUT_OPTION },
   { "help",             no_argument,       NULL, HELP_OPTION },
   { "ip-addr",          required_argument, NULL, 'i' },
   { "ipaddr",           required_argument, NULL, 'i' },
@@ -77,6 +82,7 @@ static const struct option long_options[] = {
   { "log",              required_argument, NULL, LOG_OPTION },
   { "long-options",     no_argument,       NULL, LONG_OPTIONS_OPTION },
   { "mask-handshake",   required_argument, NULL, MASK_HANDSHAKE_OPTION },
+  { "max-connections",  required_argument, NULL, MAX_CONNECTIONS_OPTION },
   { "new-style",        no_argument,       NULL, 'n' },
   { "newstyle",         no_argument,       NULL, 'n' },
   { "no-sr",            no_argument,       NULL, NO_SR_OPTION },
@@ -189,6 +195,11 @@ parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
         exit (EXIT_FAILURE);
       }
       break;
+    case HANDSHAKE_TIMEOUT_OPTION:
+      if (nbdkit_parse_unsigned ("--handshake-timeout", optarg,
+                                 &config.handshake_timeout) == -1)
+        exit (EXIT_FAILURE);
+      break;
     case HELP_OPTION: *help = true; break;
     case LOG_OPTION:
       if (strcmp (optarg, "stderr") == 0)
@@ -213,6 +224,13 @@ parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
       if (nbdkit_parse_unsigned ("mask-handshake", optarg,
                                  &config.mask_handshake) == -1)
         exit (EXIT_FAILURE);
+      break;
+    case MAX_CONNECTIONS_OPTION:
+      if (nbdkit_parse_unsigned ("--max-connections", optarg,
+                                 &config.max_connections) == -1)
+        exit (EXIT_FAILURE);
+      if (config.max_connections == 0)
+        usage_error ("--max-connections must be at least 1");
       break;
     case NO_SR_OPTION: config.no_sr = true; break;
     case RUN_OPTION: config.run = optarg; break;
@@ -568,6 +586,7 @@ main (int argc, char *argv[])
   lock_init_thread_model ();
   if (config.threads == 0)
     config.threads = DEFAULT_THREADS;
+  connection_limits_init ();
   debug ("using thread model: %s", name_of_thread_model (thread_model));
 
   if (config.tls != TLS_OFF && tls_init () == -1)

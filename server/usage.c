@@ -18,8 +18,10 @@ usage (void)
 "       [-D|--debug PLUGIN|FILTER|nbdkit.FLAG=N]\n"
 "       [-e|--exportname EXPORTNAME] [--exit-with-parent]\n"
 "       [--filter FILTER ...] [-f|--foreground]\n"
-"       [-g|--group GROUP] [-i|--ipaddr IPADDR]\n"
+"       [-g|--group GROUP] [--handshake-timeout SECS]\n"
+"       [-i|--ipaddr IPADDR]\n"
 "       [--log stderr|syslog|null] [--mask-handshake MASK]\n"
+"       [--max-connections N]\n"
 "       [-n|--newstyle] [--no-sr] [-o|--oldstyle]\n"
 "       [-P|--pidfile PIDFILE] [-p|--port PORT] [-r|--readonly]\n"
 "       [--run CMD] [-s|--single] [--selinux-label LABEL] [--swap]\n"
@@ -43,6 +45,9 @@ usage (void)
 "  -n, --newstyle          use the fixed newstyle protocol (default)\n"
 "  --no-sr                 do not offer structured replies\n"
 "  -t, --threads N         request threads per connection (default: %d)\n"
+"  --handshake-timeout S   drop clients that take longer to finish the\n"
+"                          handshake (default: %d seconds, 0 = no limit)\n"
+"  --max-connections N     at most N clients at once (default: %d)\n"
 "  -P, --pidfile FILE      write the server pid here once ready\n"
 "  --run CMD               run CMD with $uri set, exit when it exits\n"
 "  -v, --verbose           print debug messages to stderr\n"
@@ -50,7 +55,7 @@ usage (void)
 "  --dump-plugin           print information about the plugin\n"
 "\n"
 "Please read the nbdkit(1) manual page for full usage.\n",
-          DEFAULT_THREADS);
+          DEFAULT_THREADS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS);
 }
 
 void
