@@ -114,6 +114,7 @@ start_watchdog (void)
 void
 connection_limits_handshake_begin (struct connection *conn)
 {
+  __atomic_store_n (&conn->in_handshake, true, __ATOMIC_RELEASE);
   if (config.handshake_timeout == 0)
     return;
   pthread_once (&watchdog_once, start_watchdog);
@@ -125,9 +126,16 @@ connection_limits_handshake_begin (struct connection *conn)
     pthread_cond_signal (&watchdog_cond);
 }
 
+/* Called when the handshake ends, well or badly: by the handshake code
+ * just before its final reply (so the client can never see the
+ * transmission phase before the server does), and again by the
+ * connection thread after it, which does nothing then.
+ */
 void
 connection_limits_handshake_end (struct connection *conn)
 {
+  if (!__atomic_exchange_n (&conn->in_handshake, false, __ATOMIC_ACQ_REL))
+    return;
   if (config.handshake_timeout == 0)
     return;
   __atomic_store_n (&conn->handshake_deadline, 0, __ATOMIC_RELEASE);
@@ -135,9 +143,16 @@ connection_limits_handshake_end (struct connection *conn)
   in_handshake--;
 }
 
+/* At most this many evicted connections may still be closing down: past
+ * it, new clients are refused until they are gone, so threads and file
+ * descriptors stay bounded by --max-connections plus this.
+ */
+#define MAX_CLOSING_EVICTED 64
+
 /* What admission needs to know about the live connections. */
 struct census {
   unsigned live;                /* not already refused or evicted */
+  unsigned dropped;             /* evicted or timed out, still closing */
   uint64_t oldest_handshake;    /* its id, 0 if none */
 };
 
@@ -146,13 +161,15 @@ count_one (struct connection *conn, void *vcensus)
 {
   struct census *census = vcensus;
 
-  if (conn->limit_dropped)
+  if (conn->limit_dropped) {
+    census->dropped++;
     return;
+  }
   census->live++;
   /* Hand-overs and the accept loop both start connections; ids grow
    * with time, so the smallest id in its handshake is the oldest.
    */
-  if (!conn->opened &&
+  if (__atomic_load_n (&conn->in_handshake, __ATOMIC_ACQUIRE) &&
       (census->oldest_handshake == 0 ||
        conn->id < census->oldest_handshake))
     census->oldest_handshake = conn->id;
@@ -172,8 +189,9 @@ evict_oldest (struct connection *conn, void *vid)
 }
 
 /* Whether a new connection may start.  At the limit, the oldest client
- * still in its handshake makes room; if every connection is serving,
- * the new one is refused (the caller closes it).
+ * still in its handshake makes room; if every connection is serving (or
+ * too many evicted ones are still closing), the new one is refused (the
+ * caller closes it).
  */
 bool
 connection_limits_admit (void)
@@ -183,7 +201,7 @@ connection_limits_admit (void)
   connection_for_each_locked (count_one, &census);
   if (census.live < config.max_connections)
     return true;
-  if (census.oldest_handshake != 0) {
+  if (census.oldest_handshake != 0 && census.dropped < MAX_CLOSING_EVICTED) {
     connection_for_each_locked (evict_oldest, &census.oldest_handshake);
     return true;
   }

@@ -140,6 +140,7 @@ opt_export_name (struct connection *conn, const char *data, uint32_t len)
       strcmp (conn->meta_context_exportname, name) != 0)
     conn->meta_context_base_allocation = false;
 
+  connection_limits_handshake_end (conn);
   memset (&reply, 0, sizeof reply);
   reply.exportsize = htobe64 (conn->exportsize);
   reply.eflags = htobe16 (conn->eflags);
@@ -320,6 +321,8 @@ opt_info_go (struct connection *conn, uint32_t option,
   if ((want_block_size || conn->top_context->minimum_block_size) &&
       send_info_block_size (conn, option) == -1)
     goto fail;
+  if (option == NBD_OPT_GO)
+    connection_limits_handshake_end (conn);
   if (send_ack (conn, option) == -1)
     goto fail;
 

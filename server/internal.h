@@ -300,10 +300,12 @@ struct connection {
   const char *default_exportname; /* cached default_export answer */
 
   /* Limits (connection-limits.c): the monotonic time in ns by which
-   * the handshake must be done, 0 outside the handshake; set once the
-   * connection has been refused or evicted.
+   * the handshake must be done (0 without --handshake-timeout), whether
+   * the handshake is in progress, and whether the connection has been
+   * timed out or evicted.
    */
   int64_t handshake_deadline;
+  bool in_handshake;
   bool limit_dropped;
 
   /* Worker mode: reported in connection-opened / -closed. */
