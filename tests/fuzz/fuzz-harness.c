@@ -141,11 +141,24 @@ fuzz_exchange (const uint8_t *prefix, size_t prefix_len,
   free (all);
 }
 
-/* Blocking helpers for the plain part before STARTTLS. */
+/* Blocking helpers for the plain part before STARTTLS.  libFuzzer's
+ * SIGALRM (its -timeout watchdog) may interrupt them.
+ */
 static bool
 send_all (int fd, const void *buf, size_t len)
 {
-  return send (fd, buf, len, MSG_NOSIGNAL) == (ssize_t) len;
+  const char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = send (fd, p, len, MSG_NOSIGNAL);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return false;
+    p += r;
+    len -= r;
+  }
+  return true;
 }
 
 static bool
@@ -155,6 +168,8 @@ recv_all (int fd, void *buf, size_t len)
 
   while (len > 0) {
     ssize_t r = recv (fd, p, len, 0);
+    if (r == -1 && errno == EINTR)
+      continue;
     if (r <= 0)
       return false;
     p += r;
