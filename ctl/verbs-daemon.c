@@ -215,7 +215,7 @@ collect_connections (sd_bus *bus, const char *name, struct json_object *arr,
 {
   CLEANUP_FREE char *path = NULL;
   sd_bus_message *reply = NULL;
-  const char *peer, *export_name, *tls, *since_str;
+  const char *peer, *export_name, *tls;
   uint64_t id, since, rd, wr;
   int r;
 
@@ -225,17 +225,13 @@ collect_connections (sd_bus *bus, const char *name, struct json_object *arr,
                        NULL);
   if (r < 0)
     return r;
-  if ((r = sd_bus_message_enter_container (reply, 'a', "(tsssstt)")) >= 0)
-    while ((r = sd_bus_message_read (reply, "(tsssstt)", &id, &peer,
-                                     &export_name, &tls, &since_str, &rd,
+  if ((r = sd_bus_message_enter_container (reply, 'a', "(tsssttt)")) >= 0)
+    while ((r = sd_bus_message_read (reply, "(tsssttt)", &id, &peer,
+                                     &export_name, &tls, &since, &rd,
                                      &wr)) > 0) {
       struct json_object *o = json_object_new_object ();
       CLEANUP_FREE char *when = NULL;
 
-      /* The signature makes "connected since" a string: microseconds
-       * since the epoch in decimal.
-       */
-      since = strtoull (since_str, NULL, 10);
       when = format_timestamp_usec (since);
       char ids[32], rds[32], wrs[32];
 

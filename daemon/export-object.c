@@ -369,18 +369,13 @@ list_connections_reply (struct export *e, json_object *reply, void *opaque)
   }
   r = sd_bus_message_new_method_return (m, &out);
   if (r >= 0)
-    r = sd_bus_message_open_container (out, 'a', "(tsssstt)");
+    r = sd_bus_message_open_container (out, 'a', "(tsssttt)");
   for (size_t i = 0; r >= 0 && i < json_object_array_length (conns); i++) {
     json_object *c = json_object_array_get_idx (conns, i), *v;
 #define S(k) (json_object_object_get_ex (c, k, &v) ? json_object_get_string (v) : "")
 #define T(k) (json_object_object_get_ex (c, k, &v) ? (uint64_t) json_object_get_int64 (v) : 0)
-    /* The contract's signature carries the connection time (microseconds
-     * since the epoch) as a decimal string.
-     */
-    char since[32];
-    snprintf (since, sizeof since, "%" PRIu64, T ("since"));
-    r = sd_bus_message_append (out, "(tsssstt)", T ("connection"), S ("peer"),
-                               S ("export"), S ("tls_identity"), since,
+    r = sd_bus_message_append (out, "(tsssttt)", T ("connection"), S ("peer"),
+                               S ("export"), S ("tls_identity"), T ("since"),
                                T ("bytes_read"), T ("bytes_written"));
 #undef S
 #undef T
@@ -403,7 +398,7 @@ method_list_connections (sd_bus_message *m, void *userdata, sd_bus_error *error)
   int r;
 
   if (!worker_running (e))
-    return sd_bus_reply_method_return (m, "a(tsssstt)", 0);
+    return sd_bus_reply_method_return (m, "a(tsssttt)", 0);
   r = worker_command (e, "list-connections", NULL, -1, list_connections_reply,
                       sd_bus_message_ref (m));
   if (r < 0) {
@@ -495,7 +490,7 @@ static const sd_bus_vtable export_vtable[] = {
                            SD_BUS_NO_RESULT, method_update,
                            SD_BUS_VTABLE_UNPRIVILEGED),
   SD_BUS_METHOD_WITH_ARGS ("ListConnections", SD_BUS_NO_ARGS,
-                           SD_BUS_RESULT ("a(tsssstt)", connections),
+                           SD_BUS_RESULT ("a(tsssttt)", connections),
                            method_list_connections, SD_BUS_VTABLE_UNPRIVILEGED),
   SD_BUS_METHOD_WITH_ARGS ("Disconnect", SD_BUS_ARGS ("t", id, "b", force),
                            SD_BUS_NO_RESULT, method_disconnect,
