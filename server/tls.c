@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * TLS with GnuTLS (nbd-protocol.md "TLS support"): load X.509
- * certificates or a PSK file at startup, upgrade a connection after
- * NBD_OPT_STARTTLS, and the encrypted recv/send/close that then replace
- * the plain ones from connections.c.
+ * TLS with GnuTLS (nbd-protocol.md "TLS support"): the refcounted
+ * credentials (loaded by tls-psk.c or tls-x509.c) and reload-tls, the
+ * priority string, upgrading a connection after NBD_OPT_STARTTLS, and
+ * the encrypted recv/send/close that then replace the plain ones.
  */
 
 #include <config.h>
@@ -10,23 +10,20 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/auxv.h>
-#include <sys/stat.h>
 
 #include "internal.h"
-#include "cleanup.h"
 #include "utils.h"
 
 #if HAVE_GNUTLS
 
-#include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+
+#include "tls-internal.h"
 
 /* TLS 1.2 is the oldest version the protocol lets us offer by default
  * (nbd-protocol.md "TLS versions"); 1.3 is preferred when both sides
@@ -46,30 +43,7 @@
 /* A payload at least this large is never copied into the cork buffer. */
 #define LARGE_SEND (64 * 1024)
 
-/* One user of the --tls-psk file. */
-struct psk_user {
-  char *name;
-  gnutls_datum_t key;           /* binary, decoded from hex */
-};
-DEFINE_VECTOR_TYPE (psk_user_list, struct psk_user)
-
-/* The credentials being loaded (by tls_init or tls_reload, in one
- * thread); load_credentials then moves them into a tls_credentials.
- */
-static psk_user_list psk_users = empty_vector;
-static gnutls_psk_server_credentials_t psk_creds;
-static gnutls_certificate_credentials_t x509_creds;
-
-/* A loaded set of credentials, shared by every session that started
- * while it was current (GnuTLS allows that) and freed when the last of
- * them has closed and reload-tls has replaced it.
- */
-struct tls_credentials {
-  unsigned refs;
-  psk_user_list psk_users;
-  gnutls_psk_server_credentials_t psk;
-  gnutls_certificate_credentials_t x509;
-};
+/* The credentials new sessions use (replaced by reload-tls). */
 static struct tls_credentials *current_creds;
 static pthread_mutex_t creds_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -77,21 +51,11 @@ static gnutls_priority_t priority;
 static char *default_priority;  /* when --tls-priority is not given */
 static int session_debug;       /* -D nbdkit.tls.session=1 */
 
-/* Filled in by the callbacks during one handshake (gnutls_session_get_ptr). */
-struct handshake_state {
-  const struct tls_credentials *creds;
-  const struct psk_user *psk_user;
-  char reason[512];             /* why we refused the client, if we did */
-};
-
-static void
-set_reason (gnutls_session_t session, const char *fs, ...)
-  __attribute__ ((__format__ (__printf__, 2, 3)));
-
-static void
-set_reason (gnutls_session_t session, const char *fs, ...)
+/* Why a callback refused the client of SESSION, for the log. */
+void
+tls_set_reason (gnutls_session_t session, const char *fs, ...)
 {
-  struct handshake_state *hs = gnutls_session_get_ptr (session);
+  struct tls_handshake_state *hs = gnutls_session_get_ptr (session);
   va_list args;
 
   if (hs == NULL)
@@ -112,450 +76,29 @@ gnutls_log (int level, const char *msg)
   nbdkit_debug ("gnutls %d: %.*s", level, (int) len, msg);
 }
 
-/* Open FILENAME just to report a precise error now rather than a vague
- * one from GnuTLS.  A missing optional file returns 0 and sets *EXISTS.
- */
-static int
-check_readable (const char *filename, bool required, bool *exists)
-{
-  int fd = open (filename, O_RDONLY | O_CLOEXEC);
-
-  *exists = fd >= 0;
-  if (fd >= 0) {
-    close (fd);
-    return 0;
-  }
-  if (errno == ENOENT && !required)
-    return 0;
-  nbdkit_error ("TLS: %s: %m", filename);
-  return -1;
-}
-
-/* The --tls-psk file: "username:hexkey" lines, as psktool(1) writes. */
-
 static void
-free_psk_users (psk_user_list *users)
+credentials_free (struct tls_credentials *c)
 {
-  for (size_t i = 0; i < users->len; ++i) {
-    free (users->ptr[i].name);
-    if (users->ptr[i].key.data) {
-      explicit_bzero (users->ptr[i].key.data, users->ptr[i].key.size);
-      free (users->ptr[i].key.data);
-    }
-  }
-  psk_user_list_reset (users);
-}
-
-static int
-hex_value (char c)
-{
-  return isdigit ((unsigned char) c) ? c - '0'
-    : tolower ((unsigned char) c) - 'a' + 10;
-}
-
-/* Parse one non-empty line into *USER.  The key is never echoed. */
-static int
-parse_psk_line (const char *file, size_t lineno, char *line,
-                struct psk_user *user)
-{
-  char *colon = strchr (line, ':');
-  const char *hex;
-  size_t hexlen, i;
-
-  if (colon == NULL) {
-    nbdkit_error ("--tls-psk: %s:%zu: expected USERNAME:HEXKEY "
-                  "(the format psktool writes)", file, lineno);
-    return -1;
-  }
-  *colon = '\0';
-  hex = colon + 1;
-  hexlen = strlen (hex);
-  if (*line == '\0') {
-    nbdkit_error ("--tls-psk: %s:%zu: the username is empty", file, lineno);
-    return -1;
-  }
-  for (i = 0; i < hexlen && isxdigit ((unsigned char) hex[i]); ++i)
-    ;
-  if (hexlen == 0 || i < hexlen || hexlen % 2 != 0) {
-    nbdkit_error ("--tls-psk: %s:%zu: the key of user \"%s\" must be a "
-                  "non-empty, even-length hexadecimal string",
-                  file, lineno, line);
-    return -1;
-  }
-  for (i = 0; i < psk_users.len; ++i)
-    if (strcmp (psk_users.ptr[i].name, line) == 0) {
-      nbdkit_error ("--tls-psk: %s:%zu: user \"%s\" appears twice",
-                    file, lineno, line);
-      return -1;
-    }
-
-  user->name = strdup (line);
-  user->key.size = hexlen / 2;
-  user->key.data = malloc (user->key.size);
-  if (user->name == NULL || user->key.data == NULL) {
-    nbdkit_error ("malloc: %m");
-    free (user->name);
-    free (user->key.data);
-    return -1;
-  }
-  for (i = 0; i < user->key.size; ++i)
-    user->key.data[i] = hex_value (hex[2*i]) << 4 | hex_value (hex[2*i+1]);
-  return 0;
-}
-
-static int
-load_psk_file (const char *file)
-{
-  FILE *fp = fopen (file, "re");
-  char *line = NULL;
-  size_t cap = 0, lineno = 0;
-  ssize_t len;
-  int r = 0;
-
-  if (fp == NULL) {
-    nbdkit_error ("--tls-psk: %s: %m", file);
-    return -1;
-  }
-  while (r == 0 && (len = getline (&line, &cap, fp)) != -1) {
-    struct psk_user user;
-
-    lineno++;
-    while (len > 0 && isspace ((unsigned char) line[len - 1]))
-      line[--len] = '\0';
-    if (len == 0)
-      continue;
-    r = parse_psk_line (file, lineno, line, &user);
-    if (r == 0 && psk_user_list_append (&psk_users, user) == -1) {
-      nbdkit_error ("realloc: %m");
-      free (user.name);
-      free (user.key.data);
-      r = -1;
-    }
-  }
-  if (line) {
-    explicit_bzero (line, cap);
-    free (line);
-  }
-  if (r == 0 && ferror (fp)) {
-    nbdkit_error ("--tls-psk: %s: read error: %m", file);
-    r = -1;
-  }
-  fclose (fp);
-  if (r == 0 && psk_users.len == 0) {
-    nbdkit_error ("--tls-psk: %s: the file has no users", file);
-    r = -1;
-  }
-  return r;
-}
-
-/* GnuTLS asks for the key of the user the client named. */
-static int
-psk_lookup (gnutls_session_t session, const gnutls_datum_t *username,
-            gnutls_datum_t *key)
-{
-  struct handshake_state *hs = gnutls_session_get_ptr (session);
-  char printable[128];
-  size_t i, j;
-
-  if (hs == NULL || hs->creds == NULL)
-    return -1;
-  for (i = 0; i < hs->creds->psk_users.len; ++i) {
-    const struct psk_user *u = &hs->creds->psk_users.ptr[i];
-    if (strlen (u->name) == username->size &&
-        memcmp (u->name, username->data, username->size) == 0) {
-      key->data = gnutls_malloc (u->key.size);
-      if (key->data == NULL)
-        return -1;
-      memcpy (key->data, u->key.data, u->key.size);
-      key->size = u->key.size;
-      if (hs)
-        hs->psk_user = u;
-      return 0;
-    }
-  }
-
-  /* The name is client input: show it safely. */
-  for (i = j = 0; i < username->size && j < sizeof printable - 5; ++i) {
-    unsigned char c = username->data[i];
-    if (isprint (c) && c != '\\' && c != '"')
-      printable[j++] = c;
-    else
-      j += snprintf (&printable[j], 5, "\\x%02x", c);
-  }
-  printable[j] = '\0';
-  set_reason (session, "PSK user \"%s\" is not in %s", printable,
-              config.tls_psk);
-  return -1;
-}
-
-static int
-init_psk (void)
-{
-  int r;
-
-  if (load_psk_file (config.tls_psk) == -1)
-    return -1;
-  r = gnutls_psk_allocate_server_credentials (&psk_creds);
-  if (r < 0) {
-    nbdkit_error ("gnutls_psk_allocate_server_credentials: %s",
-                  gnutls_strerror (r));
-    return -1;
-  }
-  gnutls_psk_set_server_credentials_function2 (psk_creds, psk_lookup);
-  gnutls_psk_set_server_known_dh_params (psk_creds, GNUTLS_SEC_PARAM_MEDIUM);
-  if (config.tls_verify_peer)
-    fprintf (stderr, "%s: warning: --tls-verify-peer has no effect with "
-             "--tls-psk: the pre-shared key already authenticates "
-             "the client\n", config.program_name);
-  debug ("TLS: using pre-shared keys from %s (%zu user%s)",
-         config.tls_psk, psk_users.len, psk_users.len == 1 ? "" : "s");
-  return 0;
-}
-
-/* X.509 certificates. */
-
-/* Called during the handshake under --tls-verify-peer: check the client's
- * chain against ca-cert.pem (and ca-crl.pem) and that it may act as a
- * TLS client.  Non-zero refuses the client with an alert.
- */
-static int
-verify_client_certificate (gnutls_session_t session)
-{
-  gnutls_typed_vdata_st purpose = {
-    .type = GNUTLS_DT_KEY_PURPOSE_OID,
-    .data = (void *) GNUTLS_KP_TLS_WWW_CLIENT,
-  };
-  unsigned status = 0;
-  gnutls_datum_t text = { NULL, 0 };
-  int r;
-
-  r = gnutls_certificate_verify_peers (session, &purpose, 1, &status);
-  if (r < 0) {
-    set_reason (session, "cannot verify the client certificate: %s",
-                gnutls_strerror (r));
-    return -1;
-  }
-  if (status == 0)
-    return 0;
-  if (gnutls_certificate_verification_status_print (status, GNUTLS_CRT_X509,
-                                                    &text, 0) == 0) {
-    size_t len = strlen ((char *) text.data);
-    while (len > 0 && isspace (text.data[len - 1]))
-      len--;
-    set_reason (session, "client certificate rejected: %.*s",
-                (int) len, text.data);
-    gnutls_free (text.data);
-  }
-  else
-    set_reason (session, "client certificate rejected (status 0x%x)", status);
-  return -1;
-}
-
-/* Warn at startup about a server certificate clients will refuse. */
-static void
-check_server_certificate_dates (const char *file)
-{
-  gnutls_x509_crt_t *crts = NULL;
-  unsigned n = 0;
-  time_t now = time (NULL), t;
-
-  if (gnutls_certificate_get_x509_crt (x509_creds, 0, &crts, &n) < 0)
-    return;
-  if (n > 0) {
-    if ((t = gnutls_x509_crt_get_expiration_time (crts[0])) != -1 && t < now)
-      fprintf (stderr, "%s: warning: %s expired on %s", config.program_name,
-               file, ctime (&t));
-    if ((t = gnutls_x509_crt_get_activation_time (crts[0])) != -1 && t > now)
-      fprintf (stderr, "%s: warning: %s is not valid until %s",
-               config.program_name, file, ctime (&t));
-  }
-  for (unsigned i = 0; i < n; ++i)
-    gnutls_x509_crt_deinit (crts[i]);
-  gnutls_free (crts);
-}
-
-/* Load ca-cert.pem, ca-crl.pem, server-cert.pem and server-key.pem. */
-static int
-load_certificates (const char *dir)
-{
-  CLEANUP_FREE char *ca = NULL, *crl = NULL, *cert = NULL, *key = NULL;
-  bool have_ca, have_crl, have_cert, have_key;
-  int r;
-
-  if (asprintf (&ca, "%s/ca-cert.pem", dir) == -1 ||
-      asprintf (&crl, "%s/ca-crl.pem", dir) == -1 ||
-      asprintf (&cert, "%s/server-cert.pem", dir) == -1 ||
-      asprintf (&key, "%s/server-key.pem", dir) == -1) {
-    nbdkit_error ("asprintf: %m");
-    return -1;
-  }
-  if (check_readable (ca, config.tls_verify_peer, &have_ca) == -1 ||
-      check_readable (crl, false, &have_crl) == -1 ||
-      check_readable (cert, true, &have_cert) == -1 ||
-      check_readable (key, true, &have_key) == -1)
-    return -1;
-
-  r = gnutls_certificate_allocate_credentials (&x509_creds);
-  if (r < 0) {
-    nbdkit_error ("gnutls_certificate_allocate_credentials: %s",
-                  gnutls_strerror (r));
-    return -1;
-  }
-  /* Check a CRL's signature against the CA as it is loaded. */
-  gnutls_certificate_set_flags (x509_creds, GNUTLS_CERTIFICATE_VERIFY_CRLS);
-
-  if (have_ca) {
-    r = gnutls_certificate_set_x509_trust_file (x509_creds, ca,
-                                                GNUTLS_X509_FMT_PEM);
-    if (r <= 0) {
-      nbdkit_error ("TLS: %s: %s", ca,
-                    r == 0 ? "no certificate found" : gnutls_strerror (r));
-      return -1;
-    }
-    debug ("TLS: loaded %d CA certificate%s from %s", r, r == 1 ? "" : "s",
-           ca);
-  }
-  if (have_crl) {
-    r = gnutls_certificate_set_x509_crl_file (x509_creds, crl,
-                                              GNUTLS_X509_FMT_PEM);
-    if (r < 0) {
-      nbdkit_error ("TLS: %s: %s%s", crl, gnutls_strerror (r),
-                    r == GNUTLS_E_CRL_VERIFICATION_ERROR
-                    ? " (it must be signed by the CA in ca-cert.pem, whose "
-                    "certificate must allow CRL signing)" : "");
-      return -1;
-    }
-    debug ("TLS: loaded the revocation list %s", crl);
-  }
-  r = gnutls_certificate_set_x509_key_file (x509_creds, cert, key,
-                                            GNUTLS_X509_FMT_PEM);
-  if (r < 0) {
-    nbdkit_error ("TLS: %s, %s: %s", cert, key, gnutls_strerror (r));
-    return -1;
-  }
-  check_server_certificate_dates (cert);
-  gnutls_certificate_set_known_dh_params (x509_creds, GNUTLS_SEC_PARAM_MEDIUM);
-  if (config.tls_verify_peer)
-    gnutls_certificate_set_verify_function (x509_creds,
-                                            verify_client_certificate);
-  return 0;
-}
-
-static bool
-is_directory (const char *path)
-{
-  struct stat st;
-
-  return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
-}
-
-/* Without --tls-certificates: root uses SYSCONFDIR/pki/nbdkit, anyone
- * else $HOME/.pki/nbdkit then $XDG_CONFIG_HOME/pki/nbdkit (by default
- * $HOME/.config/pki/nbdkit).  The first directory that exists is used.
- */
-static char *
-default_certificates_dir (void)
-{
-  const char *home = getenv ("HOME");
-  const char *xdg = getenv ("XDG_CONFIG_HOME");
-  char *tried[2] = { NULL, NULL };
-  char *found = NULL;
-  size_t i;
-
-  if (geteuid () == 0) {
-    if (is_directory (SYSCONFDIR "/pki/nbdkit"))
-      return strdup (SYSCONFDIR "/pki/nbdkit");
-    nbdkit_error ("TLS: no certificates directory: %s does not exist; "
-                  "use --tls-certificates=DIR or --tls-psk=FILE "
-                  "(see nbdkit-tls(1))", SYSCONFDIR "/pki/nbdkit");
-    return NULL;
-  }
-
-  if (home == NULL || *home == '\0') {
-    struct passwd *pw = getpwuid (getuid ());
-    home = pw ? pw->pw_dir : "/";
-  }
-  if (asprintf (&tried[0], "%s/.pki/nbdkit", home) == -1 ||
-      (xdg && *xdg ? asprintf (&tried[1], "%s/pki/nbdkit", xdg)
-       : asprintf (&tried[1], "%s/.config/pki/nbdkit", home)) == -1) {
-    nbdkit_error ("asprintf: %m");
-    free (tried[0]);
-    return NULL;
-  }
-  for (i = 0; i < 2 && found == NULL; ++i)
-    if (is_directory (tried[i])) {
-      found = tried[i];
-      tried[i] = NULL;
-    }
-  if (found == NULL)
-    nbdkit_error ("TLS: no certificates directory: neither %s nor %s "
-                  "exists; use --tls-certificates=DIR or --tls-psk=FILE "
-                  "(see nbdkit-tls(1))", tried[0], tried[1]);
-  free (tried[0]);
-  free (tried[1]);
-  return found;
-}
-
-static int
-init_certificates (void)
-{
-  CLEANUP_FREE char *dir = NULL;
-
-  if (config.tls_certificates) {
-    if (!is_directory (config.tls_certificates)) {
-      nbdkit_error ("--tls-certificates: %s: not a directory",
-                    config.tls_certificates);
-      return -1;
-    }
-    dir = strdup (config.tls_certificates);
-  }
-  else
-    dir = default_certificates_dir ();
-  if (dir == NULL)
-    return -1;
-  if (load_certificates (dir) == -1)
-    return -1;
-  debug ("TLS: using X.509 certificates from %s%s", dir,
-         config.tls_certificates ? "" : " (the built-in default)");
-  return 0;
-}
-
-/* Free what a failed load left behind. */
-static void
-free_loading (void)
-{
-  if (x509_creds)
-    gnutls_certificate_free_credentials (x509_creds);
-  x509_creds = NULL;
-  if (psk_creds)
-    gnutls_psk_free_server_credentials (psk_creds);
-  psk_creds = NULL;
-  free_psk_users (&psk_users);
+  tls_x509_free (c);
+  tls_psk_free (c);
+  free (c);
 }
 
 /* Load the PSK file or the certificates named on the command line. */
 static struct tls_credentials *
 load_credentials (void)
 {
-  struct tls_credentials *c;
+  struct tls_credentials *c = calloc (1, sizeof *c);
 
-  if (config.tls_psk ? init_psk () : init_certificates ()) {
-    free_loading ();
-    return NULL;
-  }
-  c = calloc (1, sizeof *c);
   if (c == NULL) {
     nbdkit_error ("calloc: %m");
-    free_loading ();
     return NULL;
   }
   c->refs = 1;
-  c->psk_users = psk_users;
-  c->psk = psk_creds;
-  c->x509 = x509_creds;
-  psk_users = (psk_user_list) empty_vector;
-  psk_creds = NULL;
-  x509_creds = NULL;
+  if ((config.tls_psk ? tls_psk_load (c) : tls_x509_load (c)) == -1) {
+    credentials_free (c);
+    return NULL;
+  }
   return c;
 }
 
@@ -564,12 +107,7 @@ credentials_unref (struct tls_credentials *c)
 {
   if (c == NULL || __atomic_sub_fetch (&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
-  if (c->x509)
-    gnutls_certificate_free_credentials (c->x509);
-  if (c->psk)
-    gnutls_psk_free_server_credentials (c->psk);
-  free_psk_users (&c->psk_users);
-  free (c);
+  credentials_free (c);
 }
 
 /* The current credentials, with a reference for a new session. */
@@ -665,7 +203,6 @@ tls_free (void)
   priority = NULL;
   free (default_priority);
   default_priority = NULL;
-  free_loading ();
   pthread_mutex_lock (&creds_lock);
   credentials_unref (current_creds);
   current_creds = NULL;
@@ -851,22 +388,6 @@ tls_close (struct connection *conn)
   conn->sockin = conn->sockout = -1;
 }
 
-/* Copy a DN of the client's certificate into a new string. */
-static char *
-certificate_dn (gnutls_x509_crt_t crt, bool issuer)
-{
-  gnutls_datum_t dn = { NULL, 0 };
-  char *r = NULL;
-  int e = issuer ? gnutls_x509_crt_get_issuer_dn3 (crt, &dn, 0)
-    : gnutls_x509_crt_get_dn3 (crt, &dn, 0);
-
-  if (e == 0) {
-    r = strndup ((const char *) dn.data, dn.size);
-    gnutls_free (dn.data);
-  }
-  return r;
-}
-
 /* The client's identity once the handshake succeeded: the PSK username,
  * or the subject and issuer DNs of its verified certificate.
  * conn->tls_username is whichever of the PSK user or subject DN exists,
@@ -874,12 +395,8 @@ certificate_dn (gnutls_x509_crt_t crt, bool issuer)
  */
 static void
 record_client_identity (struct connection *conn, gnutls_session_t session,
-                        const struct handshake_state *hs)
+                        const struct tls_handshake_state *hs)
 {
-  const gnutls_datum_t *certs;
-  unsigned n = 0;
-  gnutls_x509_crt_t crt;
-
   free (conn->tls_username);
   free (conn->tls_psk_username);
   free (conn->tls_dn);
@@ -892,18 +409,7 @@ record_client_identity (struct connection *conn, gnutls_session_t session,
     conn->tls_username = strdup (hs->psk_user->name);
     return;
   }
-  if (!config.tls_verify_peer)
-    return;
-  certs = gnutls_certificate_get_peers (session, &n);
-  if (certs == NULL || n == 0 || gnutls_x509_crt_init (&crt) < 0)
-    return;
-  if (gnutls_x509_crt_import (crt, &certs[0], GNUTLS_X509_FMT_DER) == 0) {
-    conn->tls_dn = certificate_dn (crt, false);
-    conn->tls_issuer_dn = certificate_dn (crt, true);
-    if (conn->tls_dn)
-      conn->tls_username = strdup (conn->tls_dn);
-  }
-  gnutls_x509_crt_deinit (crt);
+  tls_x509_client_identity (conn, session);
 }
 
 /* -D nbdkit.tls.session=1: everything about a new session. */
@@ -937,7 +443,7 @@ debug_session_details (gnutls_session_t session)
 
 static void
 log_handshake_failure (gnutls_session_t session,
-                       const struct handshake_state *hs, int r)
+                       const struct tls_handshake_state *hs, int r)
 {
   const char *hint = "";
 
@@ -975,7 +481,7 @@ tls_upgrade (struct connection *conn)
 {
   gnutls_session_t session;
   struct tls_credentials *creds = credentials_get ();
-  struct handshake_state hs = { .creds = creds, .psk_user = NULL };
+  struct tls_handshake_state hs = { .creds = creds, .psk_user = NULL };
   int r;
 
   if (creds == NULL) {
