@@ -50,11 +50,13 @@ method_index (const char *method)
   return -1;
 }
 
+/* A fragment without #! (the usual case) runs under /bin/sh. */
 const char *
-script_for (const char *method)
+script_for (const char *method, bool *via_shell)
 {
   int i = method_index (method);
 
+  *via_shell = false;
   return i >= 0 && scripts[i] ? scripts[i] : missing_script;
 }
 
@@ -75,7 +77,9 @@ script_label (void)
   return NULL;
 }
 
-/* Write FRAGMENT to $tmpdir/NAME as a /bin/sh script. */
+/* Write FRAGMENT to $tmpdir/NAME as it is, so line numbers in the
+ * shell's messages are the fragment's.
+ */
 static char *
 write_fragment (const char *name, const char *fragment)
 {
@@ -99,7 +103,7 @@ write_fragment (const char *name, const char *fragment)
     free (path);
     return NULL;
   }
-  fprintf (fp, "#!/bin/sh\n%s\n", fragment);
+  fprintf (fp, "%s\n", fragment);
   if (fclose (fp) == EOF) {
     nbdkit_error ("%s: %m", path);
     free (path);

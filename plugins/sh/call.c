@@ -126,8 +126,11 @@ close_fd (int *fd)
  * runs under /bin/sh, as execvp would do.
  */
 static int
-spawn_child (const char **argv, char **env, int fds[6], pid_t *pid)
+spawn_child (const char **argv, bool via_shell, char **env, int fds[6],
+             pid_t *pid)
 {
+  const char *sh_argv[SCRIPT_MAX_ARGS + 2] = { "/bin/sh" };
+  size_t n = 0;
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   sigset_t mask, defaults;
@@ -153,18 +156,17 @@ spawn_child (const char **argv, char **env, int fds[6], pid_t *pid)
   posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK |
                             POSIX_SPAWN_SETSIGDEF);
 
-  r = posix_spawn (pid, argv[0], &actions, &attr, (char **) argv, env);
-  if (r == ENOEXEC) {
-    const char *sh_argv[SCRIPT_MAX_ARGS + 2] = { "/bin/sh" };
-    size_t n = 0;
+  while (argv[n])
+    n++;
+  assert (n <= SCRIPT_MAX_ARGS);
+  memcpy (&sh_argv[1], argv, (n + 1) * sizeof *argv);
 
-    while (argv[n])
-      n++;
-    assert (n <= SCRIPT_MAX_ARGS);
-    memcpy (&sh_argv[1], argv, (n + 1) * sizeof *argv);
+  r = ENOEXEC;
+  if (!via_shell)
+    r = posix_spawn (pid, argv[0], &actions, &attr, (char **) argv, env);
+  if (r == ENOEXEC)
     r = posix_spawn (pid, sh_argv[0], &actions, &attr, (char **) sh_argv,
                      env);
-  }
   posix_spawnattr_destroy (&attr);
   posix_spawn_file_actions_destroy (&actions);
   return r;
@@ -364,8 +366,8 @@ collect_status (struct child *c)
 }
 
 enum script_status
-script_call (const char **argv, const void *in, size_t in_len,
-             byte_buffer *out, size_t out_max)
+script_call (const char **argv, bool via_shell,
+             const void *in, size_t in_len, byte_buffer *out, size_t out_max)
 {
   CLEANUP_FREE char **env = NULL;
   CLEANUP_FREE char *tmpdir_var = NULL;
@@ -388,7 +390,7 @@ script_call (const char **argv, const void *in, size_t in_len,
     script_error (c.method, "pipe: %m");
     goto out;
   }
-  r = spawn_child (argv, env, fds, &c.pid);
+  r = spawn_child (argv, via_shell, env, fds, &c.pid);
   if (r != 0) {
     nbdkit_set_error (EIO);
     errno = r;

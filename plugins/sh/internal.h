@@ -38,9 +38,11 @@ enum script_status {
 /* Hooks defined by each plugin (sh.c, eval.c). */
 
 /* The program answering METHOD, or NULL if nothing does (the method then
- * counts as missing without running anything).
+ * counts as missing without running anything).  *VIA_SHELL: run it as
+ * /bin/sh PROGRAM, not by executing it (eval's fragments, and scripts
+ * whose #! line is nbdkit itself).
  */
-extern const char *script_for (const char *method);
+extern const char *script_for (const char *method, bool *via_shell);
 /* True if the plugin knows METHOD is implemented.  eval knows which
  * methods were given; sh cannot tell without running the script.
  */
@@ -50,13 +52,13 @@ extern const char *script_label (void);
 
 /* call.c */
 
-/* Run ARGV (ARGV[0] the program, ARGV[1] the method name) with IN on its
- * standard input.  Standard output is appended to OUT (discarded if OUT
+/* Run ARGV (ARGV[0] the program, ARGV[1] the method name), or /bin/sh
+ * with ARGV if VIA_SHELL, with IN on its standard input.  Standard output is appended to OUT (discarded if OUT
  * is NULL); more than OUT_MAX bytes is an error and the script is
  * killed.  Errors, including a script exiting with status 1, are
  * reported with nbdkit_error and nbdkit_set_error.
  */
-extern enum script_status script_call (const char **argv,
+extern enum script_status script_call (const char **argv, bool via_shell,
                                        const void *in, size_t in_len,
                                        byte_buffer *out, size_t out_max);
 /* Report an error about METHOD, prefixed like the script's own. */

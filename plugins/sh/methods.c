@@ -29,10 +29,12 @@ enum script_status
 method_call (const char **argv, const void *in, size_t in_len,
              byte_buffer *out, size_t out_max)
 {
-  argv[0] = script_for (argv[1]);
+  bool via_shell = false;
+
+  argv[0] = script_for (argv[1], &via_shell);
   if (argv[0] == NULL)
     return SCRIPT_MISSING;
-  return script_call (argv, in, in_len, out, out_max);
+  return script_call (argv, via_shell, in, in_len, out, out_max);
 }
 
 /* Run a method without input, collecting its output as a string in OUT
@@ -72,7 +74,9 @@ method_unload (void)
 {
   const char *argv[] = { NULL, "unload", NULL };
 
-  if (script_for ("unload"))
+  bool via_shell;
+
+  if (script_for ("unload", &via_shell))
     method_call (argv, NULL, 0, NULL, SCRIPT_OUTPUT_MAX);
   script_tmpdir_remove ();
 }
@@ -82,10 +86,11 @@ method_dump_plugin (void)
 {
   const char *argv[] = { NULL, "dump_plugin", NULL };
   byte_buffer out = empty_vector;
+  bool via_shell;
 
   printf ("max_known_status=%d\n", SCRIPT_MAX_KNOWN_STATUS);
   fflush (stdout);
-  if (script_for ("dump_plugin") &&
+  if (script_for ("dump_plugin", &via_shell) &&
       method_call (argv, NULL, 0, &out, SCRIPT_OUTPUT_MAX) == SCRIPT_OK) {
     fwrite (out.ptr, 1, out.len, stdout);
     fflush (stdout);

@@ -27,14 +27,20 @@
  */
 static char *script;
 
+/* The script's #! line names nbdkit (#!/usr/sbin/nbdkit sh): executing
+ * it would start another nbdkit, so /bin/sh runs it instead.
+ */
+static bool script_is_nbdkit_shebang;
+
 /* The key the script's magic_config_key method names, which bare
  * parameters after the script are given to, or NULL.
  */
 static char *magic_key;
 
 const char *
-script_for (const char *method)
+script_for (const char *method, bool *via_shell)
 {
+  *via_shell = script_is_nbdkit_shebang;
   return script;
 }
 
@@ -97,6 +103,36 @@ read_script_from_stdin (void)
   return path;
 }
 
+/* Whether the script starts "#!INTERPRETER" where INTERPRETER is this
+ * nbdkit, or any program called nbdkit.
+ */
+static bool
+has_nbdkit_shebang (const char *path)
+{
+  CLEANUP_FREE char *line = NULL, *self = NULL, *interpreter = NULL;
+  size_t size = 0;
+  const char *base;
+  FILE *fp;
+  char *p;
+
+  fp = fopen (path, "re");
+  if (fp == NULL)
+    return false;               /* running it will say why */
+  if (getline (&line, &size, fp) == -1 || strncmp (line, "#!", 2) != 0) {
+    fclose (fp);
+    return false;
+  }
+  fclose (fp);
+  p = line + 2 + strspn (line + 2, " \t");
+  p[strcspn (p, " \t\r\n")] = '\0';
+  base = strrchr (p, '/') ? strrchr (p, '/') + 1 : p;
+  if (strcmp (base, "nbdkit") == 0)
+    return true;
+  self = realpath ("/proc/self/exe", NULL);
+  interpreter = realpath (p, NULL);
+  return self && interpreter && strcmp (self, interpreter) == 0;
+}
+
 /* The script's own key for bare parameters, if it names one. */
 static int
 sh_ask_magic_config_key (void)
@@ -136,6 +172,7 @@ sh_config_script (const char *value)
     script = nbdkit_realpath (value);
   if (script == NULL)
     return -1;
+  script_is_nbdkit_shebang = has_nbdkit_shebang (script);
   if (method_call (argv, NULL, 0, NULL, SCRIPT_OUTPUT_MAX) == SCRIPT_ERROR)
     return -1;
   return sh_ask_magic_config_key ();
