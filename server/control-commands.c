@@ -176,10 +176,8 @@ cmd_stop (struct json_object *cmd, int *fds, size_t nfds,
       return -1;
     }
   }
-  /* The reply goes out before the stopping event. */
-  control_send (reply);
   control_stop (graceful, timeout, "stop");
-  return 1;
+  return 0;
 }
 
 static int
@@ -269,9 +267,7 @@ parse_message (const char *buf, size_t len, bool truncated, char **error)
   return cmd;
 }
 
-/* Check the header and run the command.  Returns 1 if the handler sent
- * the reply itself.
- */
+/* Check the header and run the command. */
 static int
 dispatch (struct json_object *cmd, int *fds, size_t nfds,
           struct json_object *reply, char **error)
@@ -320,7 +316,7 @@ control_handle_message (const char *buf, size_t len, bool truncated,
   json_object_object_add (reply, "ok", json_object_new_boolean (1));
 
   /* Replies come before the events their command causes. */
-  control_send_lock ();
+  control_reserve_reply ();
   if (cmd && error == NULL)
     r = dispatch (cmd, fds, nfds, reply, &error);
   if (r == -1) {
@@ -330,9 +326,7 @@ control_handle_message (const char *buf, size_t len, bool truncated,
                             json_object_new_string (error ? error
                                                     : "out of memory"));
   }
-  if (r != 1)
-    control_send (reply);
-  control_send_unlock ();
+  control_send_reply (reply);
   free (error);
   json_object_put (cmd);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * Worker mode (nbdkit-worker(7)): the control socket to a supervisor.
- * Sending messages and events, receiving commands in the main loop, the
- * ready/error events at startup and the stopping event.  Without a
- * control socket every function here returns at once.
+ * The events (sent through control-queue.c), receiving commands in the
+ * main loop, the ready/error events at startup and the stopping event.
+ * Without a control socket every function here returns at once.
  */
 
 #include <config.h>
@@ -35,11 +35,6 @@
 static int control_fd = -1;
 static int timer_fd = -1;
 
-/* Held while sending, and by a command that must reply before the
- * events it causes (recursive: the command sends its reply under it).
- */
-static pthread_mutex_t send_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-
 static bool ready_sent, stopping_sent;
 static bool draining;
 
@@ -56,35 +51,6 @@ bool
 control_active (void)
 {
   return control_fd >= 0;
-}
-
-void
-control_send_lock (void)
-{
-  pthread_mutex_lock (&send_lock);
-}
-
-void
-control_send_unlock (void)
-{
-  pthread_mutex_unlock (&send_lock);
-}
-
-/* Send MSG (taking it) as one datagram. */
-void
-control_send (struct json_object *msg)
-{
-  const char *text;
-
-  if (msg == NULL)
-    return;
-  text = json_object_to_json_string_ext (msg, JSON_C_TO_STRING_PLAIN);
-  pthread_mutex_lock (&send_lock);
-  if (control_fd >= 0 && text &&
-      send (control_fd, text, strlen (text), MSG_NOSIGNAL) == -1)
-    debug ("control: send: %m");
-  pthread_mutex_unlock (&send_lock);
-  json_object_put (msg);
 }
 
 /* The captured stderr: keep whole lines, except debug messages. */
@@ -161,12 +127,10 @@ stop_capture (void)
  * exits with an error before it is ready.
  */
 static void
-send_error_at_exit (int status, void *arg)
+send_error (void)
 {
   struct json_object *msg;
 
-  if (status == 0 || ready_sent || control_fd < 0)
-    return;
   if (line_len > 0) {
     line[line_len] = '\0';
     keep_line ();
@@ -185,14 +149,26 @@ send_error_at_exit (int status, void *arg)
   control_send (msg);
 }
 
+/* Whatever way the worker exits, the supervisor gets what is queued. */
+static void
+control_at_exit (int status, void *arg)
+{
+  if (control_fd < 0)
+    return;
+  if (status != 0 && !ready_sent)
+    send_error ();
+  control_close ();
+}
+
 /* Called by socket activation, before the command line is parsed. */
 void
 control_init (int fd)
 {
   control_fd = fd;
+  control_queue_init (fd);
   counters_enabled = true;
   start_capture ();
-  on_exit (send_error_at_exit, NULL);
+  on_exit (control_at_exit, NULL);
 }
 
 static void
@@ -200,17 +176,17 @@ control_closed (void)
 {
   debug ("control: the supervisor closed the control socket");
   poll_source_remove (control_fd);
-  pthread_mutex_lock (&send_lock);
-  close (control_fd);
   control_fd = -1;
-  pthread_mutex_unlock (&send_lock);
+  control_queue_close (false);
   /* nbdkit-worker(7) "LIFETIME": as stop with the default timeout. */
   control_stop (true, 30, "control-closed");
 }
 
-/* The control socket is readable: one message, maybe with descriptors. */
+/* The control socket is writable (the queue waits) or readable: one
+ * message, maybe with descriptors.
+ */
 static void
-control_readable (int fd, short revents, void *opaque)
+control_ready_for_io (int fd, short revents, void *opaque)
 {
   static char buf[MAX_MESSAGE];
   char cbuf[CMSG_SPACE (MAX_FDS * sizeof (int))];
@@ -223,6 +199,10 @@ control_readable (int fd, short revents, void *opaque)
   size_t nfds = 0;
   ssize_t r;
 
+  if (revents & POLLOUT)
+    control_queue_flush ();
+  if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+    return;
   r = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   if (r == -1) {
     if (errno == EINTR || errno == EAGAIN)
@@ -282,8 +262,9 @@ control_ready (void)
     perror ("timerfd");
     exit (EXIT_FAILURE);
   }
-  poll_source_add (control_fd, control_readable, NULL);
+  poll_source_add (control_fd, control_ready_for_io, NULL);
   poll_source_add (timer_fd, timer_expired, NULL);
+  control_queue_start ();
 }
 
 void
@@ -354,16 +335,15 @@ control_set_draining (void)
   __atomic_store_n (&draining, true, __ATOMIC_SEQ_CST);
 }
 
-/* At exit. */
+/* At exit: send what is queued (for a bounded time) and close. */
 void
 control_close (void)
 {
   if (timer_fd >= 0)
     close (timer_fd);
   timer_fd = -1;
-  pthread_mutex_lock (&send_lock);
-  if (control_fd >= 0)
-    close (control_fd);
-  control_fd = -1;
-  pthread_mutex_unlock (&send_lock);
+  if (control_fd >= 0) {
+    control_fd = -1;
+    control_queue_close (true);
+  }
 }

@@ -169,10 +169,12 @@ extern int_vector activation_listeners (void);
 
 /* The main loop polls a small set of sources: the listening sockets, the
  * quit pipe and, in worker mode, the control socket and its timer.
- * Handlers run in the main thread.
+ * Handlers run in the main thread; a source is polled for POLLIN unless
+ * poll_source_set_events says otherwise.
  */
 typedef void (*poll_handler) (int fd, short revents, void *opaque);
 extern void poll_source_add (int fd, poll_handler handler, void *opaque);
+extern void poll_source_set_events (int fd, short events);
 extern void poll_source_remove (int fd);
 extern void serve_loop (const int_vector *listeners);
 extern void stop_accepting (void);
@@ -426,10 +428,17 @@ extern void control_connection_closed (struct connection *conn,
 extern void control_stopping (const char *reason);
 extern bool control_draining (void);
 extern void control_set_draining (void);
-extern void control_send_lock (void);
-extern void control_send_unlock (void);
-extern void control_send (struct json_object *msg);
 extern void control_close (void);
+
+/* control-queue.c: outgoing messages, never blocking the sender. */
+extern void control_queue_init (int fd);
+extern void control_queue_configure (void);
+extern void control_queue_start (void);
+extern void control_queue_flush (void);
+extern void control_queue_close (bool drain);
+extern void control_send (struct json_object *msg);
+extern void control_reserve_reply (void);
+extern void control_send_reply (struct json_object *reply);
 
 /* control-json.c: building messages. */
 extern struct json_object *control_message (const char *type);

@@ -591,6 +591,7 @@ main (int argc, char *argv[])
 
   if (config.tls != TLS_OFF && tls_init () == -1)
     exit (EXIT_FAILURE);
+  control_queue_configure ();
   free_debug_flags ();
 
   top->get_ready (top);

@@ -230,6 +230,7 @@ bind_vsock (void)
 /* The sources of the main loop. */
 struct poll_source {
   int fd;
+  short events;
   poll_handler handler;
   void *opaque;
 };
@@ -240,12 +241,22 @@ static bool accepting = true;
 void
 poll_source_add (int fd, poll_handler handler, void *opaque)
 {
-  struct poll_source s = { .fd = fd, .handler = handler, .opaque = opaque };
+  struct poll_source s = {
+    .fd = fd, .events = POLLIN, .handler = handler, .opaque = opaque,
+  };
 
   if (poll_source_list_append (&sources, s) == -1) {
     perror ("realloc");
     exit (EXIT_FAILURE);
   }
+}
+
+void
+poll_source_set_events (int fd, short events)
+{
+  for (size_t i = 0; i < sources.len; ++i)
+    if (sources.ptr[i].fd == fd)
+      sources.ptr[i].events = events;
 }
 
 void
@@ -330,7 +341,7 @@ serve_loop (const int_vector *listeners)
     }
     for (i = 0; i < n; ++i) {
       copy[i] = sources.ptr[i];
-      fds[i] = (struct pollfd) { .fd = copy[i].fd, .events = POLLIN };
+      fds[i] = (struct pollfd) { .fd = copy[i].fd, .events = copy[i].events };
     }
     if (poll (fds, n, -1) == -1) {
       if (errno == EINTR || errno == EAGAIN)

@@ -31,11 +31,16 @@ TIMEOUT = 30
 
 class Worker:
     """An nbdkit worker.  LISTENERS: (socket, name) pairs passed after
-    the control socket."""
+    the control socket.  SNDBUF, if given, is the send buffer of the
+    worker's end of the control socket (small: the kernel holds few
+    messages for a supervisor that does not read)."""
 
-    def __init__(self, nbdkit, args, listeners=(), stderr_path=None):
+    def __init__(self, nbdkit, args, listeners=(), stderr_path=None,
+                 sndbuf=None):
         self.sup, wrk = socket.socketpair(socket.AF_UNIX,
                                           socket.SOCK_SEQPACKET)
+        if sndbuf:
+            wrk.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         fds = [wrk.fileno()] + [s.fileno() for s, _ in listeners]
         names = ["control"] + [n for _, n in listeners]
 
@@ -59,11 +64,14 @@ class Worker:
         self.cond = threading.Condition()
         self.closed = False
         self.next_id = 1
+        self.reading = threading.Event()    # cleared: stop reading
+        self.reading.set()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
         while True:
+            self.reading.wait()
             try:
                 data = self.sup.recv(1 << 17)
             except OSError:
@@ -75,6 +83,14 @@ class Worker:
                     return
                 self.messages.append(json.loads(data))
                 self.cond.notify_all()
+
+    def pause_reading(self):
+        """Stop reading the control socket (after at most one more
+        message, if the reader is waiting for one)."""
+        self.reading.clear()
+
+    def resume_reading(self):
+        self.reading.set()
 
     def wait_for(self, pred, what, timeout=TIMEOUT):
         """The first message not yet taken for which PRED is true."""
