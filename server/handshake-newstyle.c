@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * Fixed newstyle negotiation (nbd-protocol.md "Fixed newstyle
  * negotiation", "Option types"): one handler per option, chosen by a
- * switch, until EXPORT_NAME or a successful GO ends the option phase.
- * The greeting and the option loop are separate steps and the
- * negotiated state lives in struct connection, so a supervisor can
- * hand a client over in the middle (nbdkit-worker(7)).
+ * switch, until EXPORT_NAME or a successful GO ends the option phase
+ * (the replies are built in handshake-replies.c).  The greeting and the
+ * option loop are separate steps and the negotiated state lives in
+ * struct connection, so a supervisor can hand a client over in the
+ * middle (nbdkit-worker(7)).
  */
 
 #include <config.h>
@@ -26,59 +27,12 @@
 /* Options longer than this are refused without being stored. */
 #define MAX_DISCARDED_OPTION_LENGTH (16 * 1024 * 1024)
 
-/* Handlers return 0 to read the next option, 1 when the transmission
- * phase starts, -1 to close the connection.
+/* Handlers return 0 to read the next option (as option_reply_error
+ * does), 1 when the transmission phase starts, -1 to close the
+ * connection.
  */
 #define NEXT_OPTION 0
 #define START_TRANSMISSION 1
-
-static int
-send_reply (struct connection *conn, uint32_t option, uint32_t reply,
-            const void *data, size_t len)
-{
-  struct nbd_fixed_new_option_reply hdr = {
-    .magic = htobe64 (NBD_REP_MAGIC),
-    .option = htobe32 (option),
-    .reply = htobe32 (reply),
-    .replylen = htobe32 (len),
-  };
-
-  debug ("replying to %s with %s", nbd_option_name (option),
-         nbd_reply_name (reply));
-  if (conn->send (conn, &hdr, sizeof hdr, len ? SEND_MORE : 0) == -1 ||
-      (len && conn->send (conn, data, len, 0) == -1)) {
-    nbdkit_error ("write reply to %s: %m", nbd_option_name (option));
-    return -1;
-  }
-  return 0;
-}
-
-static int
-send_ack (struct connection *conn, uint32_t option)
-{
-  return send_reply (conn, option, NBD_REP_ACK, NULL, 0);
-}
-
-/* An error reply carrying a message for the user.  Returns NEXT_OPTION,
- * or -1 if the reply could not be sent.
- */
-static int
-send_error (struct connection *conn, uint32_t option, uint32_t reply,
-            const char *fs, ...)
-{
-  char *msg = NULL;
-  va_list args;
-  int r;
-
-  va_start (args, fs);
-  if (vasprintf (&msg, fs, args) == -1)
-    msg = NULL;
-  va_end (args);
-  debug ("%s: %s", nbd_option_name (option), msg ? msg : fs);
-  r = send_reply (conn, option, reply, msg, msg ? strlen (msg) : 0);
-  free (msg);
-  return r == -1 ? -1 : NEXT_OPTION;
-}
 
 /* A string item (name or query) within option data: 32-bit length then
  * bytes.  Advances *POS; returns -1 if it runs past LEN.
@@ -161,15 +115,15 @@ opt_list (struct connection *conn, uint32_t option, uint32_t len)
   int r = NEXT_OPTION;
 
   if (len != 0)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "NBD_OPT_LIST must not have data");
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "NBD_OPT_LIST must not have data");
   exports = nbdkit_exports_new ();
   if (exports == NULL)
     return -1;
   if (backend_list_exports (top, config.readonly, exports) == -1) {
     nbdkit_exports_free (exports);
-    return send_error (conn, option, NBD_REP_ERR_PLATFORM,
-                       "the plugin could not list its exports");
+    return option_reply_error (conn, option, NBD_REP_ERR_PLATFORM,
+                               "the plugin could not list its exports");
   }
   for (i = 0; i < nbdkit_exports_count (exports); ++i) {
     const struct nbdkit_export e = nbdkit_get_export (exports, i);
@@ -187,66 +141,15 @@ opt_list (struct connection *conn, uint32_t option, uint32_t len)
     memcpy (buf + 4, e.name, nlen);
     if (dlen)
       memcpy (buf + 4 + nlen, e.description, dlen);
-    if (send_reply (conn, option, NBD_REP_SERVER, buf, 4 + nlen + dlen)) {
+    if (option_reply (conn, option, NBD_REP_SERVER, buf, 4 + nlen + dlen)) {
       r = -1;
       break;
     }
   }
   nbdkit_exports_free (exports);
-  if (r == NEXT_OPTION && send_ack (conn, option) == -1)
+  if (r == NEXT_OPTION && option_reply_ack (conn, option) == -1)
     r = -1;
   return r;
-}
-
-static int
-send_info_export (struct connection *conn, uint32_t option)
-{
-  struct nbd_info_export info = {
-    .info = htobe16 (NBD_INFO_EXPORT),
-    .exportsize = htobe64 (conn->exportsize),
-    .eflags = htobe16 (conn->eflags),
-  };
-  return send_reply (conn, option, NBD_REP_INFO, &info, sizeof info);
-}
-
-static int
-send_info_string (struct connection *conn, uint32_t option, uint16_t type,
-                  const char *str)
-{
-  size_t len = strlen (str);
-  CLEANUP_FREE char *buf = malloc (2 + len);
-  uint16_t t = htobe16 (type);
-
-  if (buf == NULL) {
-    nbdkit_error ("malloc: %m");
-    return -1;
-  }
-  memcpy (buf, &t, 2);
-  memcpy (buf + 2, str, len);
-  return send_reply (conn, option, NBD_REP_INFO, buf, 2 + len);
-}
-
-static int
-send_info_block_size (struct connection *conn, uint32_t option)
-{
-  struct context *c = conn->top_context;
-  struct nbd_info_block_size info = { .info = htobe16 (NBD_INFO_BLOCK_SIZE) };
-  uint32_t minimum, preferred, maximum;
-
-  if (backend_block_size (c, &minimum, &preferred, &maximum) == -1)
-    return -1;
-  if (minimum == 0) {
-    /* The defaults of nbd-protocol.md "Size constraints". */
-    minimum = 1;
-    preferred = 4096;
-    maximum = MAX_REQUEST_SIZE;
-  }
-  if (maximum > MAX_REQUEST_SIZE)
-    maximum = MAX_REQUEST_SIZE;
-  info.minimum = htobe32 (minimum);
-  info.preferred = htobe32 (preferred);
-  info.maximum = htobe32 (maximum);
-  return send_reply (conn, option, NBD_REP_INFO, &info, sizeof info);
 }
 
 /* NBD_OPT_INFO and NBD_OPT_GO share their format and replies. */
@@ -263,16 +166,17 @@ opt_info_go (struct connection *conn, uint32_t option,
 
   if (get_string (data, len, &pos, &name_data, &nlen) == -1 ||
       len - pos < 2)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "%s: option data is too short",
-                       nbd_option_name (option));
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "%s: option data is too short",
+                               nbd_option_name (option));
   memcpy (&ninfos, data + pos, 2);
   ninfos = be16toh (ninfos);
   pos += 2;
   if ((uint64_t) len - pos != 2 * (uint64_t) ninfos)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "%s: the number of information requests does not "
-                       "match the option length", nbd_option_name (option));
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "%s: the number of information requests "
+                               "does not match the option length",
+                               nbd_option_name (option));
   for (i = 0; i < ninfos; ++i) {
     uint16_t type;
     memcpy (&type, data + pos + 2 * i, 2);
@@ -285,45 +189,47 @@ opt_info_go (struct connection *conn, uint32_t option,
   }
 
   if (nlen > NBD_MAX_STRING)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "export name is longer than %d bytes", NBD_MAX_STRING);
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "export name is longer than %d bytes",
+                               NBD_MAX_STRING);
   name = strndup (name_data, nlen);
   if (name == NULL) {
     nbdkit_error ("strndup: %m");
     return -1;
   }
   if (strlen (name) != nlen)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "export name contains a NUL byte");
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "export name contains a NUL byte");
   canonical = canonical_export_name (name);
   if (canonical == NULL)
-    return send_error (conn, option, NBD_REP_ERR_UNKNOWN,
-                       "there is no default export");
+    return option_reply_error (conn, option, NBD_REP_ERR_UNKNOWN,
+                               "there is no default export");
   if (protocol_open_export (conn, canonical) == -1)
-    return send_error (conn, option, NBD_REP_ERR_UNKNOWN,
-                       "export '%s' could not be opened "
-                       "(see the server log)", canonical);
+    return option_reply_error (conn, option, NBD_REP_ERR_UNKNOWN,
+                               "export '%s' could not be opened "
+                               "(see the server log)", canonical);
 
-  if (send_info_export (conn, option) == -1)
+  if (option_reply_info_export (conn, option) == -1)
     goto fail;
   if ((want_name || strcmp (canonical, name) != 0) &&
-      send_info_string (conn, option, NBD_INFO_NAME, canonical) == -1)
+      option_reply_info_string (conn, option, NBD_INFO_NAME,
+                                canonical) == -1)
     goto fail;
   if (want_description) {
     lock_request ();
     description = backend_export_description (conn->top_context);
     unlock_request ();
     if (description &&
-        send_info_string (conn, option, NBD_INFO_DESCRIPTION,
-                          description) == -1)
+        option_reply_info_string (conn, option, NBD_INFO_DESCRIPTION,
+                                  description) == -1)
       goto fail;
   }
   if ((want_block_size || conn->top_context->minimum_block_size) &&
-      send_info_block_size (conn, option) == -1)
+      option_reply_info_block_size (conn, option) == -1)
     goto fail;
   if (option == NBD_OPT_GO)
     connection_limits_handshake_end (conn);
-  if (send_ack (conn, option) == -1)
+  if (option_reply_ack (conn, option) == -1)
     goto fail;
 
   if (option == NBD_OPT_INFO) {
@@ -345,35 +251,18 @@ static int
 opt_structured_reply (struct connection *conn, uint32_t option, uint32_t len)
 {
   if (len != 0)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "NBD_OPT_STRUCTURED_REPLY must not have data");
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "NBD_OPT_STRUCTURED_REPLY must not have data");
   if (config.no_sr)
-    return send_error (conn, option, NBD_REP_ERR_UNSUP,
-                       "structured replies are disabled (--no-sr)");
+    return option_reply_error (conn, option, NBD_REP_ERR_UNSUP,
+                               "structured replies are disabled (--no-sr)");
   if (conn->structured_replies)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "structured replies were already negotiated");
-  if (send_ack (conn, option) == -1)
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "structured replies were already negotiated");
+  if (option_reply_ack (conn, option) == -1)
     return -1;
   conn->structured_replies = true;
   return NEXT_OPTION;
-}
-
-static int
-send_meta_context (struct connection *conn, uint32_t option, uint32_t id,
-                   const char *name)
-{
-  size_t len = strlen (name);
-  CLEANUP_FREE char *buf = malloc (4 + len);
-
-  if (buf == NULL) {
-    nbdkit_error ("malloc: %m");
-    return -1;
-  }
-  id = htobe32 (id);
-  memcpy (buf, &id, 4);
-  memcpy (buf + 4, name, len);
-  return send_reply (conn, option, NBD_REP_META_CONTEXT, buf, 4 + len);
 }
 
 /* The context id of base:allocation (any nonzero value will do). */
@@ -392,9 +281,9 @@ opt_meta_context (struct connection *conn, uint32_t option,
   bool match = false;
 
   if (!conn->structured_replies)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "%s requires structured replies to be negotiated "
-                       "first", nbd_option_name (option));
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "%s requires structured replies to be "
+                               "negotiated first", nbd_option_name (option));
   if (!list) {
     /* SET replaces the previous selection even when it fails. */
     conn->meta_context_base_allocation = false;
@@ -402,12 +291,13 @@ opt_meta_context (struct connection *conn, uint32_t option,
     conn->meta_context_exportname = NULL;
   }
   if (get_string (data, len, &pos, &name, &nlen) == -1 || len - pos < 4)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "%s: option data is too short",
-                       nbd_option_name (option));
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "%s: option data is too short",
+                               nbd_option_name (option));
   if (nlen > NBD_MAX_STRING)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "export name is longer than %d bytes", NBD_MAX_STRING);
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "export name is longer than %d bytes",
+                               NBD_MAX_STRING);
   memcpy (&nqueries, data + pos, 4);
   nqueries = be32toh (nqueries);
   pos += 4;
@@ -417,20 +307,22 @@ opt_meta_context (struct connection *conn, uint32_t option,
     uint32_t p = pos;
     for (i = 0; i < nqueries; ++i)
       if (get_string (data, len, &p, &query, &qlen) == -1)
-        return send_error (conn, option, NBD_REP_ERR_INVALID,
-                           "%s: query %" PRIu32 " runs past the end of the "
-                           "option", nbd_option_name (option), i);
+        return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                                   "%s: query %" PRIu32 " runs past the "
+                                   "end of the option",
+                                   nbd_option_name (option), i);
       else if (qlen > NBD_MAX_STRING)
         /* nbd-protocol.md "Metadata querying": strings are at most
          * 4096 bytes.
          */
-        return send_error (conn, option, NBD_REP_ERR_TOO_BIG,
-                           "%s: query %" PRIu32 " is longer than %d bytes",
-                           nbd_option_name (option), i, NBD_MAX_STRING);
+        return option_reply_error (conn, option, NBD_REP_ERR_TOO_BIG,
+                                   "%s: query %" PRIu32 " is longer than "
+                                   "%d bytes", nbd_option_name (option), i,
+                                   NBD_MAX_STRING);
     if (p != len)
-      return send_error (conn, option, NBD_REP_ERR_INVALID,
-                         "%s: trailing data after the queries",
-                         nbd_option_name (option));
+      return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                                 "%s: trailing data after the queries",
+                                 nbd_option_name (option));
   }
 
   if (list && nqueries == 0)
@@ -447,8 +339,9 @@ opt_meta_context (struct connection *conn, uint32_t option,
   }
 
   if (match &&
-      send_meta_context (conn, option, list ? 0 : BASE_ALLOCATION_ID,
-                         "base:allocation") == -1)
+      option_reply_meta_context (conn, option,
+                                 list ? 0 : BASE_ALLOCATION_ID,
+                                 "base:allocation") == -1)
     return -1;
   if (!list && match) {
     conn->meta_context_base_allocation = true;
@@ -458,7 +351,7 @@ opt_meta_context (struct connection *conn, uint32_t option,
       return -1;
     }
   }
-  if (send_ack (conn, option) == -1)
+  if (option_reply_ack (conn, option) == -1)
     return -1;
   return NEXT_OPTION;
 }
@@ -467,16 +360,16 @@ static int
 opt_starttls (struct connection *conn, uint32_t option, uint32_t len)
 {
   if (len != 0)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "NBD_OPT_STARTTLS must not have data");
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "NBD_OPT_STARTTLS must not have data");
   if (conn->using_tls)
-    return send_error (conn, option, NBD_REP_ERR_INVALID,
-                       "TLS was already negotiated");
+    return option_reply_error (conn, option, NBD_REP_ERR_INVALID,
+                               "TLS was already negotiated");
   if (config.tls == TLS_OFF)
-    return send_error (conn, option,
-                       HAVE_GNUTLS ? NBD_REP_ERR_POLICY : NBD_REP_ERR_UNSUP,
-                       "TLS is not enabled on this server");
-  if (send_ack (conn, option) == -1)
+    return option_reply_error (conn, option, HAVE_GNUTLS
+                               ? NBD_REP_ERR_POLICY : NBD_REP_ERR_UNSUP,
+                               "TLS is not enabled on this server");
+  if (option_reply_ack (conn, option) == -1)
     return -1;
   if (tls_upgrade (conn) == -1)
     return -1;
@@ -546,8 +439,9 @@ handle_option (struct connection *conn)
       nbdkit_error ("discarding option data: %m");
       return -1;
     }
-    return send_error (conn, option, NBD_REP_ERR_TOO_BIG,
-                       "option data is too long (%" PRIu32 " bytes)", len);
+    return option_reply_error (conn, option, NBD_REP_ERR_TOO_BIG,
+                               "option data is too long (%" PRIu32 " bytes)",
+                               len);
   }
   data = malloc (len + 1);
   if (data == NULL) {
@@ -569,8 +463,8 @@ handle_option (struct connection *conn)
                     "required");
       return -1;
     }
-    return send_error (conn, option, NBD_REP_ERR_TLS_REQD,
-                       "TLS is required on this server");
+    return option_reply_error (conn, option, NBD_REP_ERR_TLS_REQD,
+                               "TLS is required on this server");
   }
 
   switch (option) {
@@ -602,8 +496,8 @@ handle_option (struct connection *conn)
   case NBD_OPT_SET_META_CONTEXT:
     return opt_meta_context (conn, option, data, len);
   default:
-    return send_error (conn, option, NBD_REP_ERR_UNSUP,
-                       "option %" PRIu32 " is not supported", option);
+    return option_reply_error (conn, option, NBD_REP_ERR_UNSUP,
+                               "option %" PRIu32 " is not supported", option);
   }
 }
 

@@ -387,6 +387,26 @@ extern uint16_t protocol_newstyle_gflags (void);
 extern int protocol_handshake_newstyle_greeting (struct connection *conn);
 extern int protocol_handshake_newstyle_options (struct connection *conn);
 
+/* handshake-replies.c: replies to newstyle options.  Each returns 0, or
+ * -1 if the reply could not be sent.
+ */
+extern int option_reply (struct connection *conn, uint32_t option,
+                         uint32_t reply, const void *data, size_t len);
+extern int option_reply_ack (struct connection *conn, uint32_t option);
+extern int option_reply_error (struct connection *conn, uint32_t option,
+                               uint32_t reply, const char *fs, ...)
+  __attribute__ ((__format__ (__printf__, 4, 5)));
+extern int option_reply_info_export (struct connection *conn,
+                                     uint32_t option);
+extern int option_reply_info_string (struct connection *conn,
+                                     uint32_t option, uint16_t type,
+                                     const char *str);
+extern int option_reply_info_block_size (struct connection *conn,
+                                         uint32_t option);
+extern int option_reply_meta_context (struct connection *conn,
+                                      uint32_t option, uint32_t id,
+                                      const char *name);
+
 /* protocol.c */
 extern void protocol_recv_request_send_reply (struct connection *conn);
 extern uint32_t errno_to_nbd_error (int err);
@@ -466,6 +486,13 @@ extern int captive_exit_status (void);
 extern void usage (void);
 extern void display_version (void);
 extern void dump_config (void);
+extern void usage_error (const char *fs, ...)
+  __attribute__ ((__format__ (__printf__, 1, 2), __noreturn__));
+
+/* modules.c: the chain from the command line. */
+extern void load_backends (const char *plugin_name,
+                           const string_vector *filter_names);
+extern void configure_backends (int argc, char *argv[], int first);
 
 /* extents.c */
 extern const struct nbdkit_extent *extents_array (const struct nbdkit_extents *, size_t *len);

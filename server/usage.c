@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * --help, --version and --dump-config output.
+ * --help, --version and --dump-config output, and command line errors.
  */
 
 #include <config.h>
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,4 +91,19 @@ dump_config (void)
   printf ("version_minor=%d\n", NBDKIT_VERSION_MINOR);
   printf ("version_micro=%d\n", NBDKIT_VERSION_MICRO);
   free (self);
+}
+
+/* A command line error: the message, a pointer to the help, exit. */
+void
+usage_error (const char *fs, ...)
+{
+  va_list args;
+
+  fprintf (stderr, "%s: ", config.program_name);
+  va_start (args, fs);
+  vfprintf (stderr, fs, args);
+  va_end (args);
+  fprintf (stderr, "\nUse '%s --help' or read the nbdkit(1) manual page "
+           "for documentation.\n", config.program_name);
+  exit (EXIT_FAILURE);
 }
