@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * Export.Update: change the definition of an export.  The new definition
- * is checked by a dry run like AddExport's, stored, and a running worker
- * is restarted with it; listeners that stay are kept open.
+ * Export.Update: change the definition of an export.  Nothing changes
+ * until the whole new definition has been checked (a dry run when the
+ * worker's command line changes), its new listeners are open and it is
+ * stored; then it replaces the old one at once, and a running worker is
+ * restarted only when its command line or listeners changed.  An Update
+ * that changes nothing does nothing, not even PropertiesChanged.
  */
 
 #include <config.h>
@@ -9,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nbdkitd.h"
 
@@ -16,6 +20,7 @@ struct update_job {
   struct export *e;
   sd_bus_message *m;
   struct export_def def;
+  unsigned changes;             /* DEF_CHANGE_* */
 };
 
 static void
@@ -31,15 +36,43 @@ update_job_free (struct update_job *job)
   context_check_idle (ctx);
 }
 
-/* The listeners of the new definition: kept where the address stays. */
-static int
-update_listeners (struct export *e, const string_vector *addresses,
-                  sd_bus_error *error)
+static bool
+listener_in (const listener_vector *v, int fd)
 {
-  listener_vector out = empty_vector;
-  int r;
+  for (size_t i = 0; i < v->len; i++)
+    if (v->ptr[i].fd == fd)
+      return true;
+  return false;
+}
 
-  for (size_t i = 0; i < addresses->len; i++) {
+/* Close the listeners of FROM that are not in KEEP; reset FROM. */
+static void
+listeners_close_except (listener_vector *from, const listener_vector *keep)
+{
+  listener_vector gone = empty_vector;
+
+  for (size_t i = 0; i < from->len; i++)
+    if (!listener_in (keep, from->ptr[i].fd) &&
+        listener_vector_append (&gone, from->ptr[i]) == -1) {
+      /* Cannot fail for lack of room in practice; close it directly. */
+      sd_event_source_disable_unref (from->ptr[i].watch);
+      close (from->ptr[i].fd);
+      free (from->ptr[i].address);
+    }
+  listeners_close (&gone);
+  listener_vector_reset (from);
+}
+
+/* The listeners of the new definition in OUT: E's own where the address
+ * stays, newly opened ones for new addresses.  E is not changed.
+ */
+static int
+update_listeners_open (struct export *e, const string_vector *addresses,
+                       listener_vector *out, sd_bus_error *error)
+{
+  int r = 0;
+
+  for (size_t i = 0; r == 0 && i < addresses->len; i++) {
     const char *a = addresses->ptr[i];
     struct listener l = { .fd = -1 };
     size_t j;
@@ -49,32 +82,87 @@ update_listeners (struct export *e, const string_vector *addresses,
     for (j = 0; j < e->listeners.len; j++)
       if (strcmp (e->listeners.ptr[j].address, a) == 0)
         break;
-    if (j < e->listeners.len) {
+    if (j < e->listeners.len)
       l = e->listeners.ptr[j];
-      listener_vector_remove (&e->listeners, j);
-    }
     else {
       r = listener_open (a, &l.fd, error);
       if (r == 0 && (l.address = strdup (a)) == NULL) {
         close (l.fd);
         r = -ENOMEM;
       }
-      if (r < 0) {
-        /* Give the kept ones back. */
-        for (size_t k = 0; k < out.len; k++)
-          listener_vector_append (&e->listeners, out.ptr[k]);
-        listener_vector_reset (&out);
-        return r;
-      }
+      if (r < 0)
+        break;
     }
-    if (listener_vector_append (&out, l) == -1) {
-      listeners_close (&out);
-      return -ENOMEM;
+    if (listener_vector_append (out, l) == -1) {
+      if (j == e->listeners.len) {
+        close (l.fd);
+        free (l.address);
+      }
+      r = -ENOMEM;
     }
   }
-  listeners_close (&e->listeners);
-  e->listeners = out;
-  return 0;
+  if (r < 0)
+    listeners_close_except (out, &e->listeners);
+  return r;
+}
+
+/* PropertiesChanged for what differs between OLD and E's definition. */
+static void
+update_emit (struct export *e, const struct export_def *old)
+{
+  unsigned changes = export_def_compare (old, &e->def);
+  const char *names[12];
+  size_t n = 0;
+
+  if ((old->description == NULL) != (e->def.description == NULL) ||
+      (old->description && strcmp (old->description, e->def.description)))
+    names[n++] = "Description";
+  if (changes & DEF_CHANGE_COMMAND)
+    names[n++] = "Plugin", names[n++] = "Filters", names[n++] = "Parameters",
+      names[n++] = "ReadOnly", names[n++] = "TLS";
+  if (changes & (DEF_CHANGE_LISTENERS | DEF_CHANGE_COMMAND))
+    names[n++] = "Listeners", names[n++] = "URIs";
+  if (old->start != e->def.start)
+    names[n++] = "StartPolicy";
+  names[n] = NULL;
+  if (n > 0)
+    sd_bus_emit_properties_changed_strv (e->ctx->bus, e->path,
+                                         NBDKITD_EXPORT_IFACE, (char **) names);
+}
+
+/* Checked: open the new listeners, store, then swap the definitions. */
+static void
+update_commit (struct update_job *job)
+{
+  struct export *e = job->e;
+  listener_vector listeners = empty_vector;
+  sd_bus_error error = SD_BUS_ERROR_NULL;
+  int r;
+
+  r = update_listeners_open (e, &job->def.listeners, &listeners, &error);
+  if (r >= 0 && (r = store_save (e->ctx, &job->def)) < 0)
+    listeners_close_except (&listeners, &e->listeners);
+  if (r < 0) {
+    if (sd_bus_error_is_set (&error))
+      sd_bus_reply_method_error (job->m, &error);
+    else
+      sd_bus_reply_method_errnof (job->m, r, "Export '%s': %m", e->def.name);
+    sd_bus_error_free (&error);
+    return;
+  }
+  /* Nothing can fail from here on. */
+  listeners_close_except (&e->listeners, &listeners);
+  e->listeners = listeners;
+  export_def_swap (&e->def, &job->def);
+  e->shared = export_is_shared (&e->def);
+  log_info (e->ctx, "export '%s' updated", e->def.name);
+  update_emit (e, &job->def);
+  if (e->worker && (job->changes & (DEF_CHANGE_COMMAND | DEF_CHANGE_LISTENERS)))
+    worker_restart (e);
+  else if (e->worker == NULL)
+    export_listeners_watch (e, e->def.start == START_ON_DEMAND);
+  export_idle_check (e);
+  sd_bus_reply_method_return (job->m, NULL);
 }
 
 static void
@@ -82,64 +170,33 @@ update_validated (void *opaque, int err, const char *err_name,
                   const char *message)
 {
   struct update_job *job = opaque;
-  struct export *e = job->e;
-  sd_bus_error error = SD_BUS_ERROR_NULL;
-  int r;
 
-  if (err < 0) {
+  if (err < 0)
     sd_bus_reply_method_errorf (job->m, err_name, "Export '%s': %s",
-                                e->def.name, message);
-    update_job_free (job);
-    return;
-  }
-  r = update_listeners (e, &job->def.listeners, &error);
-  if (r >= 0)
-    r = store_save (e->ctx, &job->def);
-  if (r < 0) {
-    if (sd_bus_error_is_set (&error))
-      sd_bus_reply_method_error (job->m, &error);
-    else
-      sd_bus_reply_method_errnof (job->m, r, "Export '%s': %m", e->def.name);
-    sd_bus_error_free (&error);
-    update_job_free (job);
-    return;
-  }
-  export_def_done (&e->def);
-  e->def = job->def;
-  export_def_init (&job->def);
-  job->def.name = strdup (e->def.name);
-  e->shared = export_is_shared (&e->def);
-  log_info (e->ctx, "export '%s' updated", e->def.name);
-  export_emit_all_changed (e);
-  if (e->worker)
-    worker_restart (e);
-  else if (e->def.start == START_ON_DEMAND)
-    export_listeners_watch (e, true);
-  sd_bus_reply_method_return (job->m, NULL);
+                                job->e->def.name, message);
+  else
+    update_commit (job);
   update_job_free (job);
 }
 
-int
-method_update (sd_bus_message *m, void *userdata, sd_bus_error *error)
+/* Read and check the new definition into DEF. */
+static int
+update_read (struct export *e, sd_bus_message *m, struct export_def *def,
+             bool *no_interaction, int_vector *fds, string_vector *keys,
+             sd_bus_error *error)
 {
-  struct export *e = userdata;
-  struct export_def def;
-  int_vector fds = empty_vector;
-  string_vector keys = empty_vector;
-  bool no_interaction = false;
-  struct update_job *job;
   int r;
 
-  r = export_def_copy (&def, &e->def);
+  r = export_def_copy (def, &e->def);
   if (r < 0)
     return r;
-  r = export_options_parse (m, &def, true, &no_interaction, &fds, &keys, error);
+  r = export_options_parse (m, def, true, no_interaction, fds, keys, error);
   if (r >= 0)
-    r = export_def_check (&def, error);
-  if (r >= 0 && fds.len && def.persist)
+    r = export_def_check (def, error);
+  if (r >= 0 && fds->len && def->persist)
     r = sd_bus_error_setf (error, NBDKITD_ERROR_INVALID_PARAMETER,
                            "Export '%s': secrets need persist=false",
-                           def.name);
+                           def->name);
   if (r >= 0 && e->broken_file)
     r = sd_bus_error_setf (error, NBDKITD_ERROR_PLUGIN_FAILED,
                            "Export '%s': %s (remove it and add it again)",
@@ -147,17 +204,49 @@ method_update (sd_bus_message *m, void *userdata, sd_bus_error *error)
   if (r >= 0 && e->updating)
     r = sd_bus_error_setf (error, NBDKITD_ERROR_BUSY,
                            "Export '%s' is being updated already", e->def.name);
+  return r;
+}
+
+int
+method_update (sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+  struct export *e = userdata;
+  struct export_def def = { 0 };
+  int_vector fds = empty_vector;
+  string_vector keys = empty_vector;
+  bool no_interaction = false;
+  struct update_job *job;
+  unsigned changes;
+  int r;
+
+  /* Read, validate. */
+  r = update_read (e, m, &def, &no_interaction, &fds, &keys, error);
   if (r < 0)
     goto out;
+  /* Nothing changes: nothing to authorize, restart or announce. */
+  changes = export_def_compare (&e->def, &def);
+  if (changes == 0 && fds.len == 0) {
+    r = sd_bus_reply_method_return (m, NULL);
+    goto out;
+  }
+  /* Authorize. */
   r = polkit_authorize (e->ctx, m, POLKIT_ACTION_MANAGE, !no_interaction,
                         method_update, error);
   if (r <= 0) {
     r = r < 0 ? r : 1;
     goto out;
   }
+  /* Act: the new secrets, then check (if the command line changed),
+   * store and swap.
+   */
   r = secrets_read (&def, &fds, &keys, error);
   if (r < 0)
     goto out;
+  changes = export_def_compare (&e->def, &def);
+  if (changes == 0) {
+    r = sd_bus_reply_method_return (m, NULL);
+    goto out;
+  }
   job = calloc (1, sizeof *job);
   if (job == NULL) {
     r = -ENOMEM;
@@ -166,9 +255,15 @@ method_update (sd_bus_message *m, void *userdata, sd_bus_error *error)
   job->e = e;
   job->m = sd_bus_message_ref (m);
   job->def = def;
+  job->changes = changes;
   export_def_init (&def);
   e->updating = true;
   e->ctx->pending_calls++;
+  if (!(changes & DEF_CHANGE_COMMAND)) {
+    update_validated (job, 0, NULL, NULL);
+    r = 1;
+    goto out;
+  }
   r = validate_export (e->ctx, &job->def, update_validated, job);
   if (r < 0) {
     sd_bus_error_set_errnof (error, r, "Export '%s': cannot run nbdkit: %m",

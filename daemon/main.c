@@ -51,6 +51,9 @@ usage (int status)
           "                          unix:PATH or none (repeatable;\n"
           "                          default tcp::10809)\n"
           "  --idle-timeout=SECS     exit when idle for SECS seconds\n"
+          "  --handshake-timeout=SECS  close a shared-listener client that\n"
+          "                          has not picked an export within SECS\n"
+          "                          seconds (default 10; 0: no limit)\n"
           "  --nbdkit=PATH           the nbdkit program for workers\n"
           "  -v, --verbose           debug messages\n"
           "  -V, --version           print the version and exit\n"
@@ -96,13 +99,14 @@ static int
 parse_argv (int argc, char **argv, struct config *config)
 {
   enum { ARG_USER = 0x100, ARG_STATE_DIR, ARG_RUNTIME_DIR, ARG_LISTEN,
-         ARG_IDLE, ARG_NBDKIT, ARG_HELP };
+         ARG_IDLE, ARG_HANDSHAKE_TIMEOUT, ARG_NBDKIT, ARG_HELP };
   static const struct option options[] = {
     { "user", no_argument, NULL, ARG_USER },
     { "state-dir", required_argument, NULL, ARG_STATE_DIR },
     { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
     { "listen", required_argument, NULL, ARG_LISTEN },
     { "idle-timeout", required_argument, NULL, ARG_IDLE },
+    { "handshake-timeout", required_argument, NULL, ARG_HANDSHAKE_TIMEOUT },
     { "nbdkit", required_argument, NULL, ARG_NBDKIT },
     { "verbose", no_argument, NULL, 'v' },
     { "version", no_argument, NULL, 'V' },
@@ -134,6 +138,16 @@ parse_argv (int argc, char **argv, struct config *config)
         return -EINVAL;
       }
       config->idle_timeout_usec = secs * 1000000;
+      break;
+    case ARG_HANDSHAKE_TIMEOUT:
+      errno = 0;
+      secs = strtoul (optarg, &end, 10);
+      if (errno || *end || end == optarg || secs > 86400) {
+        fprintf (stderr, "nbdkitd: --handshake-timeout=%s: not a number of "
+                 "seconds (at most 86400)\n", optarg);
+        return -EINVAL;
+      }
+      config->handshake_timeout = secs;
       break;
     case ARG_NBDKIT: free (config->nbdkit);
       config->nbdkit = strdup (optarg); break;
@@ -182,6 +196,7 @@ mkdir_p (const char *dir, mode_t mode)
 void
 context_done (struct context *ctx)
 {
+  add_exports_abandon (ctx);
   while (ctx->exports.len)
     export_registry_remove (ctx, ctx->exports.ptr[ctx->exports.len - 1]);
   export_vector_reset (&ctx->exports);
@@ -194,7 +209,7 @@ context_done (struct context *ctx)
     free (ctx->shared.ptr[i].address);
   }
   listener_vector_reset (&ctx->shared);
-  catalogue_free (ctx);
+  catalogue_done (ctx);
   sd_event_source_disable_unref (ctx->idle_timer);
   sd_event_source_disable_unref (ctx->stop_timer);
   sd_bus_slot_unref (ctx->manager_slot);
@@ -336,6 +351,34 @@ on_signal (sd_event_source *s, const struct signalfd_siginfo *si, void *userdata
   return 0;
 }
 
+/* The stored exports: open their own listeners, start them as their
+ * policy says.  An export whose listener cannot be opened is failed, the
+ * others carry on.
+ */
+static void
+exports_restore (struct context *ctx)
+{
+  for (size_t i = 0; i < ctx->exports.len; i++) {
+    struct export *e = ctx->exports.ptr[i];
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    int r;
+
+    if (e->broken_file)
+      continue;
+    r = export_listeners_open (e, &error);
+    if (r < 0) {
+      log_error (ctx, "export '%s': %s", e->def.name,
+                 error.message ? error.message : strerror (-r));
+      export_set_last_error (e, error.message ? error.message
+                             : strerror (-r));
+      export_set_state (e, EXPORT_FAILED);
+      sd_bus_error_free (&error);
+      continue;
+    }
+    export_start_by_policy (e);
+  }
+}
+
 static int
 bus_connect (struct context *ctx)
 {
@@ -404,8 +447,7 @@ run (struct context *ctx)
     return r;
   }
   ctx->bus_ready = true;
-  for (size_t i = 0; i < ctx->exports.len; i++)
-    export_start_by_policy (ctx->exports.ptr[i]);
+  exports_restore (ctx);
   context_update_status (ctx);
   context_check_idle (ctx);
   return sd_event_loop (ctx->event);
@@ -414,7 +456,9 @@ run (struct context *ctx)
 int
 main (int argc, char *argv[])
 {
-  struct context ctx = { 0 };
+  struct context ctx = {
+    .config.handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT,
+  };
   int r;
 
   setvbuf (stderr, NULL, _IOLBF, 0);

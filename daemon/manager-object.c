@@ -14,13 +14,16 @@
 #include "nbdkitd.h"
 #include "worker.h"
 
-/* An AddExport between authorization and its reply (the dry run). */
+/* An AddExport between authorization and its reply: the dry run, or the
+ * start of the export's first worker.
+ */
 struct add_job {
   struct context *ctx;
   sd_bus_message *m;
   struct export_def def;
   char *name;                   /* in ctx->pending_names until the reply */
   listener_vector listeners;
+  struct export *export;        /* its first worker is starting */
 };
 
 static void
@@ -34,6 +37,15 @@ add_job_free (struct add_job *job)
       string_vector_remove (&ctx->pending_names, i);
       break;
     }
+  if (job->export) {
+    for (size_t i = 0; i < ctx->adding.len; i++)
+      if (ctx->adding.ptr[i] == job->export) {
+        export_vector_remove (&ctx->adding, i);
+        break;
+      }
+    job->export->adding = NULL;
+    export_free (job->export);
+  }
   listeners_close (&job->listeners);
   export_def_done (&job->def);
   sd_bus_message_unref (job->m);
@@ -53,7 +65,32 @@ on_track_empty (sd_bus_track *track, void *userdata)
   return 0;
 }
 
-/* The dry run is done: store, register, announce, start, reply. */
+/* E is checked and stored: register, announce, reply. */
+static void
+add_export_publish (struct add_job *job, struct export *e)
+{
+  struct context *ctx = job->ctx;
+  int r;
+
+  if (!e->def.persist) {
+    r = sd_bus_track_new (ctx->bus, &e->track, on_track_empty, e);
+    if (r >= 0)
+      r = sd_bus_track_add_sender (e->track, job->m);
+    if (r < 0)
+      log_warning (ctx, "export '%s': cannot track its creator: %s",
+                   e->def.name, strerror (-r));
+  }
+  log_info (ctx, "export '%s' added (plugin %s)", e->def.name, e->def.plugin);
+  sd_bus_emit_object_added (ctx->bus, e->path);
+  sd_bus_emit_signal (ctx->bus, NBDKITD_MANAGER_PATH, NBDKITD_MANAGER_IFACE,
+                      "ExportAdded", "so", e->def.name, e->path);
+  manager_emit_export_count (ctx);
+  sd_bus_reply_method_return (job->m, "o", e->path);
+}
+
+/* The dry run is done (manual and on-demand exports): store, register,
+ * announce, reply, and watch the listeners for on-demand.
+ */
 static void
 add_export_validated (void *opaque, int err, const char *err_name,
                       const char *message)
@@ -78,29 +115,96 @@ add_export_validated (void *opaque, int err, const char *err_name,
   }
   r = export_registry_add (ctx, &job->def, &e);
   if (r < 0) {
+    store_delete (ctx, job->def.name);
     sd_bus_reply_method_errno (job->m, r, NULL);
     add_job_free (job);
     return;
   }
   e->listeners = job->listeners;
   job->listeners = (listener_vector) empty_vector;
-  if (!e->def.persist) {
-    r = sd_bus_track_new (ctx->bus, &e->track, on_track_empty, e);
-    if (r >= 0)
-      r = sd_bus_track_add_sender (e->track, job->m);
-    if (r < 0)
-      log_warning (ctx, "export '%s': cannot track its creator: %s",
-                   e->def.name, strerror (-r));
-  }
-  log_info (ctx, "export '%s' added (plugin %s)", e->def.name, e->def.plugin);
-  sd_bus_emit_object_added (ctx->bus, e->path);
-  sd_bus_emit_signal (ctx->bus, NBDKITD_MANAGER_PATH, NBDKITD_MANAGER_IFACE,
-                      "ExportAdded", "so", e->def.name, e->path);
-  manager_emit_export_count (ctx);
-  sd_bus_reply_method_return (job->m, "o", e->path);
+  add_export_publish (job, e);
   export_start_by_policy (e);
   context_update_status (ctx);
   add_job_free (job);
+}
+
+/* A boot export: starting its worker is the check (it sends "error"
+ * instead of "ready" for what a dry run would refuse), so there is one
+ * nbdkit start between AddExport and the first byte, not two.
+ */
+static int
+add_export_start (struct add_job *job)
+{
+  struct context *ctx = job->ctx;
+  struct export *e;
+  int r;
+
+  r = export_new (ctx, &job->def, &e);
+  if (r < 0)
+    return r;
+  if (export_vector_append (&ctx->adding, e) == -1) {
+    export_def_swap (&job->def, &e->def);
+    export_free (e);
+    return -ENOMEM;
+  }
+  e->listeners = job->listeners;
+  job->listeners = (listener_vector) empty_vector;
+  e->adding = job;
+  job->export = e;
+  return worker_start (e);
+}
+
+/* E's first worker is ready: store, register, announce, reply. */
+void
+add_export_worker_ready (struct export *e)
+{
+  struct add_job *job = e->adding;
+  struct context *ctx = job->ctx;
+  int r;
+
+  r = store_save (ctx, &e->def);
+  if (r >= 0)
+    r = export_registry_insert (ctx, e);
+  if (r < 0) {
+    store_delete (ctx, e->def.name);
+    sd_bus_reply_method_errnof (job->m, r, "Export '%s': failed to store "
+                                "the definition: %m", e->def.name);
+    add_job_free (job);           /* stops the worker */
+    return;
+  }
+  for (size_t i = 0; i < ctx->adding.len; i++)
+    if (ctx->adding.ptr[i] == e) {
+      export_vector_remove (&ctx->adding, i);
+      break;
+    }
+  e->adding = NULL;
+  job->export = NULL;
+  add_export_publish (job, e);
+  context_update_status (ctx);
+  add_job_free (job);
+}
+
+/* E's first worker failed before it was ready: nothing is kept. */
+void
+add_export_worker_failed (struct export *e, const char *message)
+{
+  struct add_job *job = e->adding;
+  char *msg = validate_error_text (message ? message : "");
+
+  sd_bus_reply_method_errorf (job->m, validate_error_name (msg ? msg : ""),
+                              "Export '%s': %s", e->def.name,
+                              msg ? msg : "nbdkit failed");
+  free (msg);
+  add_job_free (job);
+}
+
+/* At exit: the exports still starting are dropped without a reply. */
+void
+add_exports_abandon (struct context *ctx)
+{
+  while (ctx->adding.len)
+    add_job_free (ctx->adding.ptr[0]->adding);
+  export_vector_reset (&ctx->adding);
 }
 
 /* AddExport's arguments (s name, s plugin, as filters, a(ss) params,
@@ -173,7 +277,7 @@ method_add_export (sd_bus_message *m, void *userdata, sd_bus_error *error)
     r = r < 0 ? r : 1;
     goto out;
   }
-  /* Act: secrets, listeners, then the dry run. */
+  /* Act: secrets, listeners, then the first worker or the dry run. */
   job = calloc (1, sizeof *job);
   if (job == NULL) {
     r = -ENOMEM;
@@ -200,10 +304,13 @@ method_add_export (sd_bus_message *m, void *userdata, sd_bus_error *error)
   job->def = def;
   export_def_init (&def);
   ctx->pending_calls++;
-  r = validate_export (ctx, &job->def, add_export_validated, job);
+  if (job->def.start == START_BOOT)
+    r = add_export_start (job);
+  else
+    r = validate_export (ctx, &job->def, add_export_validated, job);
   if (r < 0) {
     sd_bus_error_set_errnof (error, r, "Export '%s': cannot run nbdkit: %m",
-                             job->def.name);
+                             job->name);
     add_job_free (job);
     goto out;
   }
@@ -295,45 +402,25 @@ method_list_exports (sd_bus_message *m, void *userdata, sd_bus_error *error)
 }
 
 static int
-reply_modules (sd_bus_message *m, const module_vector *v)
-{
-  sd_bus_message *reply = NULL;
-  int r;
-
-  r = sd_bus_message_new_method_return (m, &reply);
-  if (r >= 0)
-    r = sd_bus_message_open_container (reply, 'a', "(sss)");
-  for (size_t i = 0; r >= 0 && i < v->len; i++)
-    r = sd_bus_message_append (reply, "(sss)", v->ptr[i].name,
-                               v->ptr[i].version, v->ptr[i].description);
-  if (r >= 0)
-    r = sd_bus_message_close_container (reply);
-  if (r >= 0)
-    r = sd_bus_send (NULL, reply, NULL);
-  sd_bus_message_unref (reply);
-  return r;
-}
-
-static int
 method_list_plugins (sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
   struct context *ctx = userdata;
-  int r = catalogue_load (ctx);
+  int r = catalogue_reply (ctx, m, false);
 
   if (r < 0)
     return sd_bus_error_set_errnof (error, r, "Cannot list plugins: %m");
-  return reply_modules (m, &ctx->plugins);
+  return r;
 }
 
 static int
 method_list_filters (sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
   struct context *ctx = userdata;
-  int r = catalogue_load (ctx);
+  int r = catalogue_reply (ctx, m, true);
 
   if (r < 0)
     return sd_bus_error_set_errnof (error, r, "Cannot list filters: %m");
-  return reply_modules (m, &ctx->filters);
+  return r;
 }
 
 static void

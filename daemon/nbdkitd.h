@@ -29,6 +29,11 @@
  * "Option types": NBD_OPT_EXPORT_NAME).
  */
 #define EXPORT_NAME_MAX 4096
+/* The shared listener: clients in the option phase at once, and the
+ * default of --handshake-timeout (seconds).
+ */
+#define ROUTER_MAX_CLIENTS 256
+#define DEFAULT_HANDSHAKE_TIMEOUT 10
 /* A secret read from a caller's file descriptor. */
 #define SECRET_MAX 65536
 
@@ -97,6 +102,7 @@ struct export_info {
 
 struct worker;
 struct context;
+struct add_job;
 
 struct export {
   struct context *ctx;
@@ -120,6 +126,8 @@ struct export {
   bool boot_pending;            /* READY=1 waits for this boot export */
   bool restart_pending;         /* start again when the worker has gone */
   bool updating;                /* an Update is validating */
+  struct add_job *adding;       /* AddExport waits for this first worker;
+                                 * not in the registry until it is ready */
 };
 DEFINE_VECTOR_TYPE (export_vector, struct export *)
 
@@ -129,6 +137,8 @@ struct config {
   char *runtime_dir;
   string_vector listen;          /* --listen addresses for the shared listener */
   uint64_t idle_timeout_usec;    /* 0: never exit when idle */
+  unsigned handshake_timeout;    /* seconds a shared-listener client has to
+                                  * pick an export; 0: no limit */
   int verbose;
   char *nbdkit;                  /* the nbdkit binary for workers */
 };
@@ -145,6 +155,7 @@ struct router_conn;
 DEFINE_VECTOR_TYPE (router_conn_vector, struct router_conn *)
 
 struct polkit_query;
+struct catalogue_probe;
 
 struct context {
   struct config config;
@@ -152,12 +163,14 @@ struct context {
   sd_bus *bus;
   sd_bus_slot *manager_slot;
   export_vector exports;
+  export_vector adding;         /* AddExport: first worker starting */
   string_vector pending_names;  /* AddExport calls still validating */
   struct polkit_query *polkit_queries;
   listener_vector shared;        /* the daemon's own listeners */
   router_conn_vector router_conns;
   module_vector plugins, filters;
   bool catalogue_valid;
+  struct catalogue_probe *catalogue_probe;  /* ListPlugins/Filters running */
   sd_event_source *idle_timer;
   sd_event_source *stop_timer;
   bool bus_ready;               /* the name is owned */
@@ -190,9 +203,23 @@ extern int export_def_copy (struct export_def *dst, const struct export_def *src
 extern int export_name_validate (const char *name, sd_bus_error *error);
 extern struct export *export_registry_find (struct context *ctx, const char *name);
 extern struct export *export_registry_find_path (struct context *ctx, const char *path);
+extern int export_new (struct context *ctx, struct export_def *def,
+                       struct export **ret);
+extern int export_registry_insert (struct context *ctx, struct export *e);
 extern int export_registry_add (struct context *ctx, struct export_def *def,
                                 struct export **ret);
 extern void export_registry_remove (struct context *ctx, struct export *e);
+extern void export_free (struct export *e);
+extern void export_def_swap (struct export_def *a, struct export_def *b);
+/* What differs between two definitions: the worker's command line (a dry
+ * run and a restart), its listeners (a restart), or only what the daemon
+ * itself uses (description, start policy, idle timeout).
+ */
+#define DEF_CHANGE_COMMAND   1u
+#define DEF_CHANGE_LISTENERS 2u
+#define DEF_CHANGE_OTHER     4u
+extern unsigned export_def_compare (const struct export_def *a,
+                                    const struct export_def *b);
 extern void export_set_state (struct export *e, enum export_state s);
 extern void export_set_last_error (struct export *e, const char *msg);
 extern bool export_is_shared (const struct export_def *def);
@@ -246,10 +273,19 @@ typedef void (*validate_done_fn) (void *opaque, int r, const char *err_name,
                                   const char *message);
 extern int validate_export (struct context *ctx, const struct export_def *def,
                             validate_done_fn done, void *opaque);
-extern int catalogue_load (struct context *ctx);
+extern const char *validate_error_name (const char *message);
+extern char *validate_error_text (const char *output);
+
+/* catalogue.c */
+extern int catalogue_reply (struct context *ctx, sd_bus_message *m,
+                            bool filters);
 extern void catalogue_free (struct context *ctx);
+extern void catalogue_done (struct context *ctx);
 
 /* manager-object.c */
+extern void add_export_worker_ready (struct export *e);
+extern void add_export_worker_failed (struct export *e, const char *message);
+extern void add_exports_abandon (struct context *ctx);
 extern int manager_object_register (struct context *ctx);
 extern int manager_emit_export_count (struct context *ctx);
 

@@ -206,11 +206,10 @@ export_is_shared (const struct export_def *def)
 }
 
 /* Take ownership of DEF (it is emptied) and create the export's runtime
- * state.  Listeners are opened by the caller.
+ * state, not yet in the registry.  Listeners are opened by the caller.
  */
 int
-export_registry_add (struct context *ctx, struct export_def *def,
-                     struct export **ret)
+export_new (struct context *ctx, struct export_def *def, struct export **ret)
 {
   struct export *e;
   int r;
@@ -223,11 +222,6 @@ export_registry_add (struct context *ctx, struct export_def *def,
     free (e);
     return r;
   }
-  if (export_vector_append (&ctx->exports, e) == -1) {
-    free (e->path);
-    free (e);
-    return -ENOMEM;
-  }
   e->ctx = ctx;
   e->def = *def;
   export_def_init (def);
@@ -237,7 +231,34 @@ export_registry_add (struct context *ctx, struct export_def *def,
   return 0;
 }
 
-/* Forget E: the worker must have gone already. */
+int
+export_registry_insert (struct context *ctx, struct export *e)
+{
+  return export_vector_append (&ctx->exports, e) == -1 ? -ENOMEM : 0;
+}
+
+/* export_new and export_registry_insert. */
+int
+export_registry_add (struct context *ctx, struct export_def *def,
+                     struct export **ret)
+{
+  struct export *e;
+  int r;
+
+  r = export_new (ctx, def, &e);
+  if (r < 0)
+    return r;
+  r = export_registry_insert (ctx, e);
+  if (r < 0) {
+    export_def_swap (def, &e->def);
+    export_free (e);
+    return r;
+  }
+  *ret = e;
+  return 0;
+}
+
+/* Forget E (in the registry or not) and free it, its worker included. */
 void
 export_registry_remove (struct context *ctx, struct export *e)
 {
@@ -246,6 +267,12 @@ export_registry_remove (struct context *ctx, struct export *e)
       export_vector_remove (&ctx->exports, i);
       break;
     }
+  export_free (e);
+}
+
+void
+export_free (struct export *e)
+{
   router_export_gone (e);
   if (e->worker)
     worker_free (e->worker);
@@ -261,6 +288,65 @@ export_registry_remove (struct context *ctx, struct export *e)
   free (e->broken_file);
   free (e->last_error);
   free (e);
+}
+
+static bool
+str_eq (const char *a, const char *b)
+{
+  return a == b || (a && b && strcmp (a, b) == 0);
+}
+
+static bool
+strv_eq (const string_vector *a, const string_vector *b)
+{
+  if (a->len != b->len)
+    return false;
+  for (size_t i = 0; i < a->len; i++)
+    if (strcmp (a->ptr[i], b->ptr[i]) != 0)
+      return false;
+  return true;
+}
+
+static bool
+params_eq (const param_vector *a, const param_vector *b)
+{
+  if (a->len != b->len)
+    return false;
+  for (size_t i = 0; i < a->len; i++)
+    if (a->ptr[i].secret != b->ptr[i].secret ||
+        strcmp (a->ptr[i].key, b->ptr[i].key) != 0 ||
+        strcmp (a->ptr[i].value, b->ptr[i].value) != 0)
+      return false;
+  return true;
+}
+
+/* Which parts of two definitions of one export differ (DEF_CHANGE_*). */
+unsigned
+export_def_compare (const struct export_def *a, const struct export_def *b)
+{
+  unsigned changes = 0;
+
+  if (!str_eq (a->plugin, b->plugin) || !strv_eq (&a->filters, &b->filters) ||
+      !params_eq (&a->params, &b->params) || a->readonly != b->readonly ||
+      a->tls != b->tls || !str_eq (a->tls_certificates, b->tls_certificates) ||
+      !str_eq (a->tls_psk, b->tls_psk) ||
+      a->tls_verify_peer != b->tls_verify_peer || a->threads != b->threads ||
+      !str_eq (a->user, b->user) || !str_eq (a->group, b->group))
+    changes |= DEF_CHANGE_COMMAND;
+  if (!strv_eq (&a->listeners, &b->listeners))
+    changes |= DEF_CHANGE_LISTENERS;
+  if (!str_eq (a->description, b->description) || a->start != b->start ||
+      a->idle_timeout != b->idle_timeout || a->persist != b->persist)
+    changes |= DEF_CHANGE_OTHER;
+  return changes;
+}
+
+void
+export_def_swap (struct export_def *a, struct export_def *b)
+{
+  struct export_def t = *a;
+  *a = *b;
+  *b = t;
 }
 
 void

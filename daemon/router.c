@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * The shared listener: the daemon speaks the NBD fixed newstyle option
- * phase itself (nbd-protocol.md "Option haggling"), lists the shared
- * exports (NBD_OPT_LIST), answers NBD_OPT_INFO from the worker's ready
- * data, and hands the client socket to the export's worker when the client
- * picks an export (GO, EXPORT_NAME, or a meta-context option naming it):
- * nbdkit-worker(7) "hand-over", stage "options".  No data is proxied.
+ * The shared listener's connections: the daemon greets each client and
+ * speaks the NBD fixed newstyle option phase itself (router-options.c),
+ * then hands the client socket to the chosen export's worker
+ * (nbdkit-worker(7) "hand-over", stage "options").  No data is proxied.
+ *
+ * Nothing here blocks the event loop: sockets are non-blocking, replies
+ * wait in a per-client buffer (no new option is read while one is
+ * pending), each client has --handshake-timeout seconds to pick an export,
+ * and at most ROUTER_MAX_CLIENTS are in the option phase at once (the
+ * oldest is closed to make room).
  */
 
 #include <config.h>
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,28 +23,23 @@
 
 #include <json-c/json.h>
 
-#include "nbdkitd.h"
-#include "nbd-protocol.h"
+#include "router.h"
 #include "worker.h"
 
-enum router_state {
-  ROUTER_CLIENT_FLAGS,          /* waiting for the 4-byte client flags */
-  ROUTER_OPTIONS,               /* reading options */
-  ROUTER_WAITING,               /* an export was picked; its worker starts */
-  ROUTER_HANDING_OVER,          /* sent to the worker, waiting for its reply */
-};
+/* The replies of one option (NBD_OPT_LIST of every export at most). */
+#define ROUTER_OUT_MAX (64 * 1024 * 1024)
 
-struct router_conn {
-  struct context *ctx;
-  int fd;
-  sd_event_source *source;
-  enum router_state state;
-  uint32_t client_flags;
-  bool structured_replies;
-  unsigned char buf[sizeof (struct nbd_new_option) + NBD_MAX_OPTION_LENGTH];
-  size_t len;
-  struct export *target;        /* ROUTER_WAITING, ROUTER_HANDING_OVER */
-};
+static bool
+router_reading (const struct router_conn *c)
+{
+  return c->state == ROUTER_CLIENT_FLAGS || c->state == ROUTER_OPTIONS;
+}
+
+static bool
+router_output_pending (const struct router_conn *c)
+{
+  return c->out_off < c->out_len;
+}
 
 static void
 router_conn_free (struct router_conn *c)
@@ -52,154 +52,96 @@ router_conn_free (struct router_conn *c)
       break;
     }
   sd_event_source_disable_unref (c->source);
+  sd_event_source_disable_unref (c->deadline);
   if (c->fd >= 0)
     close (c->fd);
+  free (c->out);
   free (c);
   context_check_idle (ctx);
 }
 
-/* Replies are small; the socket has a send timeout (router_accept). */
+/* Queue bytes for the client; router_flush sends them. */
 static int
-send_all (int fd, const void *buf, size_t len)
+router_queue (struct router_conn *c, const void *data, size_t len)
 {
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
-    if (n == -1 && errno == EINTR)
-      continue;
-    if (n == -1)
-      return -errno;
-    p += n;
-    len -= n;
+  if (c->out_len - c->out_off + len > ROUTER_OUT_MAX)
+    return -ENOBUFS;
+  if (c->out_off == c->out_len)
+    c->out_off = c->out_len = 0;
+  if (c->out_len + len > c->out_cap) {
+    size_t cap = c->out_cap ? c->out_cap : 4096;
+    unsigned char *p;
+    while (cap < c->out_len + len)
+      cap *= 2;
+    p = realloc (c->out, cap);
+    if (p == NULL)
+      return -ENOMEM;
+    c->out = p;
+    c->out_cap = cap;
   }
+  memcpy (c->out + c->out_len, data, len);
+  c->out_len += len;
   return 0;
 }
 
-static int
-send_reply (struct router_conn *c, uint32_t option, uint32_t reply,
-            const void *data, size_t len)
+int
+router_send_reply (struct router_conn *c, uint32_t option, uint32_t reply,
+                   const void *data, size_t len)
 {
   struct nbd_fixed_new_option_reply h = {
     .magic = htobe64 (NBD_REP_MAGIC), .option = htobe32 (option),
     .reply = htobe32 (reply), .replylen = htobe32 (len),
   };
-  int r = send_all (c->fd, &h, sizeof h);
+  int r = router_queue (c, &h, sizeof h);
 
   if (r == 0 && len)
-    r = send_all (c->fd, data, len);
+    r = router_queue (c, data, len);
   return r;
 }
 
-static int
-send_error (struct router_conn *c, uint32_t option, uint32_t reply,
-            const char *msg)
+int
+router_send_error (struct router_conn *c, uint32_t option, uint32_t reply,
+                   const char *msg)
 {
-  return send_reply (c, option, reply, msg, strlen (msg));
+  return router_send_reply (c, option, reply, msg, strlen (msg));
 }
 
-static struct export *
-find_shared (struct context *ctx, const char *name)
-{
-  struct export *e = export_registry_find (ctx, name);
-  return e && e->shared && !e->broken_file ? e : NULL;
-}
-
-/* NBD_OPT_LIST: one NBD_REP_SERVER per shared export. */
+/* Send what the socket takes now.  Returns 0 or a negative errno. */
 static int
-opt_list (struct router_conn *c, uint32_t option, const unsigned char *data,
-          uint32_t len)
+router_flush (struct router_conn *c)
 {
-  int r = 0;
-
-  if (len != 0)
-    return send_error (c, option, NBD_REP_ERR_INVALID, "LIST takes no data");
-  for (size_t i = 0; r == 0 && i < c->ctx->exports.len; i++) {
-    struct export *e = c->ctx->exports.ptr[i];
-    const char *desc = e->def.description ? e->def.description : "";
-    size_t nlen = strlen (e->def.name), dlen = strlen (desc);
-    unsigned char *p;
-    uint32_t be;
-
-    if (!e->shared || e->broken_file)
+  while (router_output_pending (c)) {
+    ssize_t n = send (c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == -1 && errno == EINTR)
       continue;
-    p = malloc (4 + nlen + dlen);
-    if (p == NULL)
-      return -ENOMEM;
-    be = htobe32 (nlen);
-    memcpy (p, &be, 4);
-    memcpy (p + 4, e->def.name, nlen);
-    memcpy (p + 4 + nlen, desc, dlen);
-    r = send_reply (c, option, NBD_REP_SERVER, p, 4 + nlen + dlen);
-    free (p);
+    if (n == -1)
+      return errno == EAGAIN ? 0 : -errno;
+    c->out_off += n;
   }
-  if (r == 0)
-    r = send_reply (c, option, NBD_REP_ACK, NULL, 0);
-  return r;
+  return 0;
 }
 
-/* The name in INFO, GO and the meta-context options: u32 length, name. */
-static char *
-option_name (const unsigned char *data, uint32_t len, uint32_t *used)
-{
-  uint32_t nlen;
-
-  if (len < 4)
-    return NULL;
-  memcpy (&nlen, data, 4);
-  nlen = be32toh (nlen);
-  if (nlen > NBD_MAX_STRING || nlen > len - 4 || memchr (data + 4, 0, nlen))
-    return NULL;
-  *used = 4 + nlen;
-  return strndup ((const char *) data + 4, nlen);
-}
-
-/* NBD_OPT_INFO answered from the worker's ready event. */
+/* Wait for output room while replies are pending, else for the next
+ * option; nothing while a worker is being waited for.
+ */
 static int
-opt_info (struct router_conn *c, uint32_t option, struct export *e,
-          const unsigned char *data, uint32_t len, uint32_t used)
+router_update_events (struct router_conn *c)
 {
-  struct nbd_info_export ie = {
-    .info = htobe16 (NBD_INFO_EXPORT), .exportsize = htobe64 (e->info.size),
-    .eflags = htobe16 (e->info.eflags),
-  };
-  bool want_bs = false;
-  uint16_t nreq, req;
+  uint32_t events = 0;
   int r;
 
-  if (len - used < 2)
-    return send_error (c, option, NBD_REP_ERR_INVALID, "short INFO");
-  memcpy (&nreq, data + used, 2);
-  nreq = be16toh (nreq);
-  if (len - used - 2 != nreq * 2u)
-    return send_error (c, option, NBD_REP_ERR_INVALID, "bad INFO length");
-  for (uint16_t i = 0; i < nreq; i++) {
-    memcpy (&req, data + used + 2 + i * 2, 2);
-    want_bs |= be16toh (req) == NBD_INFO_BLOCK_SIZE;
-  }
-  r = send_reply (c, option, NBD_REP_INFO, &ie, sizeof ie);
-  if (r == 0 && e->info.description) {
-    size_t dlen = strlen (e->info.description);
-    unsigned char *p = malloc (2 + dlen);
-    if (p == NULL)
-      return -ENOMEM;
-    p[0] = 0;
-    p[1] = NBD_INFO_DESCRIPTION;
-    memcpy (p + 2, e->info.description, dlen);
-    r = send_reply (c, option, NBD_REP_INFO, p, 2 + dlen);
-    free (p);
-  }
-  if (r == 0 && want_bs && e->info.min_block) {
-    struct nbd_info_block_size bs = {
-      .info = htobe16 (NBD_INFO_BLOCK_SIZE),
-      .minimum = htobe32 (e->info.min_block),
-      .preferred = htobe32 (e->info.pref_block),
-      .maximum = htobe32 (e->info.max_block),
-    };
-    r = send_reply (c, option, NBD_REP_INFO, &bs, sizeof bs);
-  }
-  if (r == 0)
-    r = send_reply (c, option, NBD_REP_ACK, NULL, 0);
+  if (c->source == NULL)
+    return 0;
+  if (router_output_pending (c))
+    events = EPOLLOUT;
+  else if (router_reading (c))
+    events = EPOLLIN;
+  if (events == 0)
+    return sd_event_source_set_enabled (c->source, SD_EVENT_OFF);
+  r = sd_event_source_set_io_events (c->source, events);
+  if (r >= 0)
+    r = sd_event_source_set_enabled (c->source, SD_EVENT_ON);
   return r;
 }
 
@@ -242,42 +184,57 @@ hand_over_reply (struct export *e, json_object *reply, void *opaque)
   export_idle_check (e);
 }
 
-/* Give the socket and the pending option (in c->buf) to the worker. */
-static void
+/* Give the socket and the pending option (in c->buf) to the worker.  The
+ * output is empty: nothing the daemon said is left behind.  On error the
+ * caller closes the connection.
+ */
+static int
 router_hand_over (struct router_conn *c)
 {
   struct export *e = c->target;
   json_object *args = json_object_new_object ();
   char *option = base64_encode (c->buf, c->len);
-  int r;
+  int flags, r;
 
+  if (args == NULL || option == NULL) {
+    json_object_put (args);
+    free (option);
+    return -ENOMEM;
+  }
   json_object_object_add (args, "stage", json_object_new_string ("options"));
   json_object_object_add (args, "client_flags",
                           json_object_new_int64 (c->client_flags));
   json_object_object_add (args, "structured_replies",
                           json_object_new_boolean (c->structured_replies));
-  json_object_object_add (args, "option",
-                          json_object_new_string (option ? option : ""));
+  json_object_object_add (args, "option", json_object_new_string (option));
   free (option);
-  c->state = ROUTER_HANDING_OVER;
-  sd_event_source_set_enabled (c->source, SD_EVENT_OFF);
-  r = worker_command (e, "hand-over", args, c->fd, hand_over_reply, c);
-  if (r < 0) {
-    log_warning (c->ctx, "export '%s': cannot hand a client over: %s",
-                 e->def.name, strerror (-r));
-    router_conn_free (c);
+  /* The worker does blocking I/O on the socket it is given. */
+  flags = fcntl (c->fd, F_GETFL);
+  if (flags == -1 || fcntl (c->fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+    json_object_put (args);
+    return -errno;
   }
+  r = worker_command (e, "hand-over", args, c->fd, hand_over_reply, c);
+  if (r < 0)
+    return r;
+  /* The message in flight holds the socket now. */
+  c->state = ROUTER_HANDING_OVER;
+  c->source = sd_event_source_disable_unref (c->source);
+  c->deadline = sd_event_source_disable_unref (c->deadline);
+  close (c->fd);
+  c->fd = -1;
+  return 0;
 }
 
 /* The client picked export E with the option in c->buf. */
-static int
+int
 router_pick (struct router_conn *c, uint32_t option, struct export *e)
 {
+  struct context *ctx = c->ctx;
+
   c->target = e;
-  if (worker_running (e)) {
-    router_hand_over (c);
-    return 1;
-  }
+  if (worker_running (e))
+    return router_hand_over (c);
   if (e->worker == NULL && (e->def.start == START_ON_DEMAND ||
                             e->state == EXPORT_INACTIVE) &&
       e->def.start != START_MANUAL) {
@@ -286,111 +243,69 @@ router_pick (struct router_conn *c, uint32_t option, struct export *e)
   }
   if (e->worker == NULL)
     goto unavailable;
-  /* Wait for the worker's ready event (router_export_ready). */
+  /* Wait for the worker's ready event (router_export_ready), as long as
+   * a client may take for its own handshake.
+   */
   c->state = ROUTER_WAITING;
-  sd_event_source_set_enabled (c->source, SD_EVENT_OFF);
-  return 1;
+  if (c->deadline && ctx->config.handshake_timeout)
+    sd_event_source_set_time_relative (c->deadline,
+                                       ctx->config.handshake_timeout *
+                                       UINT64_C (1000000));
+  return 0;
 
  unavailable:
   c->target = NULL;
   if (option == NBD_OPT_EXPORT_NAME)
     return -ESHUTDOWN;
-  return send_error (c, option, NBD_REP_ERR_UNKNOWN, "export is not running");
+  return router_send_error (c, option, NBD_REP_ERR_UNKNOWN,
+                            "export is not running");
 }
 
-/* One complete option in c->buf.  Returns 1 when the socket has been
- * given away or is waiting, 0 to read the next option, < 0 to close.
+/* The length of what is being read: the client flags, an option header,
+ * or a whole option.
  */
 static int
-router_option (struct router_conn *c)
+router_want (struct router_conn *c, size_t *want)
 {
   struct nbd_new_option h;
-  const unsigned char *data = c->buf + sizeof h;
-  uint32_t option, len, used = 0;
-  char *name;
-  struct export *e;
-  int r;
 
-  memcpy (&h, c->buf, sizeof h);
-  option = be32toh (h.option);
-  len = be32toh (h.optlen);
-  switch (option) {
-  case NBD_OPT_ABORT:
-    send_reply (c, option, NBD_REP_ACK, NULL, 0);
-    return -ECONNRESET;
-  case NBD_OPT_LIST:
-    return opt_list (c, option, data, len);
-  case NBD_OPT_STRUCTURED_REPLY:
-    if (len != 0)
-      return send_error (c, option, NBD_REP_ERR_INVALID, "no data expected");
-    c->structured_replies = true;
-    return send_reply (c, option, NBD_REP_ACK, NULL, 0);
-  case NBD_OPT_EXPORT_NAME:
-    name = strndup ((const char *) data, len);
-    if (name == NULL)
-      return -ENOMEM;
-    e = find_shared (c->ctx, name);
-    free (name);
-    /* No way to say "unknown" after EXPORT_NAME: close (nbd-protocol.md). */
-    return e ? router_pick (c, option, e) : -ENOENT;
-  case NBD_OPT_INFO:
-  case NBD_OPT_GO:
-  case NBD_OPT_LIST_META_CONTEXT:
-  case NBD_OPT_SET_META_CONTEXT:
-    name = option_name (data, len, &used);
-    if (name == NULL)
-      return send_error (c, option, NBD_REP_ERR_INVALID, "malformed option");
-    e = find_shared (c->ctx, name);
-    free (name);
-    if (e == NULL)
-      return send_error (c, option, NBD_REP_ERR_UNKNOWN, "unknown export");
-    if (option == NBD_OPT_INFO && worker_running (e) && e->info.valid)
-      return opt_info (c, option, e, data, len, used);
-    /* GO and the meta-context options belong to the export's worker,
-     * which answers them and everything after.
-     */
-    r = router_pick (c, option, e);
-    return r;
-  case NBD_OPT_STARTTLS:
-    return send_error (c, option, NBD_REP_ERR_POLICY,
-                       "TLS is not available on the shared listener");
-  default:
-    return send_error (c, option, NBD_REP_ERR_UNSUP, "unsupported option");
+  if (c->state == ROUTER_CLIENT_FLAGS) {
+    *want = 4;
+    return 0;
   }
+  if (c->len < sizeof h) {
+    *want = sizeof h;
+    return 0;
+  }
+  memcpy (&h, c->buf, sizeof h);
+  if (be64toh (h.version) != NBD_NEW_VERSION ||
+      be32toh (h.optlen) > NBD_MAX_OPTION_LENGTH)
+    return -EPROTO;
+  *want = sizeof h + be32toh (h.optlen);
+  return 0;
 }
 
+/* Read and answer options while the client sends them and nothing is
+ * waiting to go out.  Returns 0 or a negative errno (close).
+ */
 static int
-on_router_readable (sd_event_source *s, int fd, uint32_t revents,
-                    void *userdata)
+router_read (struct router_conn *c)
 {
-  struct router_conn *c = userdata;
   size_t want;
   ssize_t n;
-  int r = 0;
+  int r;
 
-  for (;;) {
-    if (c->state == ROUTER_CLIENT_FLAGS)
-      want = 4;
-    else if (c->len < sizeof (struct nbd_new_option))
-      want = sizeof (struct nbd_new_option);
-    else {
-      struct nbd_new_option h;
-      memcpy (&h, c->buf, sizeof h);
-      if (be64toh (h.version) != NBD_NEW_VERSION ||
-          be32toh (h.optlen) > NBD_MAX_OPTION_LENGTH) {
-        r = -EPROTO;
-        break;
-      }
-      want = sizeof h + be32toh (h.optlen);
-    }
+  while (router_reading (c) && !router_output_pending (c)) {
+    if ((r = router_want (c, &want)) < 0)
+      return r;
     if (c->len < want) {
-      n = recv (fd, c->buf + c->len, want - c->len, MSG_DONTWAIT);
-      if (n == -1 && (errno == EAGAIN || errno == EINTR))
+      n = recv (c->fd, c->buf + c->len, want - c->len, MSG_DONTWAIT);
+      if (n == -1 && errno == EINTR)
+        continue;
+      if (n == -1 && errno == EAGAIN)
         return 0;
-      if (n <= 0) {
-        r = -ECONNRESET;
-        break;
-      }
+      if (n <= 0)
+        return n == 0 ? -ECONNRESET : -errno;
       c->len += n;
       continue;
     }
@@ -402,32 +317,91 @@ on_router_readable (sd_event_source *s, int fd, uint32_t revents,
       c->len = 0;
       continue;
     }
-    r = router_option (c);
-    if (r != 0)
-      break;
-    c->len = 0;
+    if ((r = router_option (c)) < 0)
+      return r;
+    if (c->state == ROUTER_HANDING_OVER)
+      return 0;
+    if (c->state != ROUTER_WAITING)
+      c->len = 0;
   }
+  return 0;
+}
+
+static int
+on_router_io (sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+  struct router_conn *c = userdata;
+  int r = router_flush (c);
+
+  if (r == 0 && router_reading (c))
+    r = router_read (c);
+  /* router_read may have handed the socket over (c->fd == -1). */
+  if (r == 0 && c->fd >= 0)
+    r = router_flush (c);
+  if (r == 0 && c->state == ROUTER_CLOSING && !router_output_pending (c))
+    r = -ECONNRESET;
+  if (r == 0 && c->state != ROUTER_HANDING_OVER)
+    r = router_update_events (c);
   if (r < 0)
     router_conn_free (c);
   return 0;
 }
 
 static int
+on_router_deadline (sd_event_source *s, uint64_t usec, void *userdata)
+{
+  struct router_conn *c = userdata;
+
+  log_info (c->ctx, "shared listener: a client %s within %u s "
+            "(--handshake-timeout), closing it",
+            c->state == ROUTER_WAITING ? "waited for a worker to start"
+            : "picked no export", c->ctx->config.handshake_timeout);
+  router_conn_free (c);
+  return 0;
+}
+
+/* Make room for one more client in the option phase: close the oldest
+ * one still talking (it has had the longest to pick an export).
+ */
+static bool
+router_make_room (struct context *ctx)
+{
+  size_t n = 0;
+
+  for (size_t i = 0; i < ctx->router_conns.len; i++)
+    n += ctx->router_conns.ptr[i]->state != ROUTER_HANDING_OVER;
+  if (n < ROUTER_MAX_CLIENTS)
+    return true;
+  for (size_t i = 0; i < ctx->router_conns.len; i++) {
+    struct router_conn *c = ctx->router_conns.ptr[i];
+    if (router_reading (c) || c->state == ROUTER_CLOSING) {
+      log_warning (ctx, "shared listener: %d clients in the option phase, "
+                   "closing the oldest", ROUTER_MAX_CLIENTS);
+      router_conn_free (c);
+      return true;
+    }
+  }
+  return false;
+}
+
+static int
 on_shared_accept (sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
   struct context *ctx = userdata;
-  struct timeval tv = { .tv_sec = 5 };
   struct nbd_new_handshake hs = {
     .nbdmagic = htobe64 (NBD_MAGIC), .version = htobe64 (NBD_NEW_VERSION),
     .gflags = htobe16 (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES),
   };
   struct router_conn *c;
-  int cfd;
+  int cfd, r;
 
-  cfd = accept4 (fd, NULL, NULL, SOCK_CLOEXEC);
+  cfd = accept4 (fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (cfd == -1)
     return 0;
-  setsockopt (cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (!router_make_room (ctx)) {
+    close (cfd);
+    return 0;
+  }
   c = calloc (1, sizeof *c);
   if (c == NULL || router_conn_vector_append (&ctx->router_conns, c) == -1) {
     free (c);
@@ -436,9 +410,20 @@ on_shared_accept (sd_event_source *s, int fd, uint32_t revents, void *userdata)
   }
   c->ctx = ctx;
   c->fd = cfd;
-  if (send_all (cfd, &hs, sizeof hs) < 0 ||
-      sd_event_add_io (ctx->event, &c->source, cfd, EPOLLIN,
-                       on_router_readable, c) < 0) {
+  r = router_queue (c, &hs, sizeof hs);
+  if (r >= 0)
+    r = sd_event_add_io (ctx->event, &c->source, cfd, EPOLLOUT,
+                         on_router_io, c);
+  if (r >= 0 && ctx->config.handshake_timeout)
+    r = sd_event_add_time_relative (ctx->event, &c->deadline, CLOCK_MONOTONIC,
+                                    ctx->config.handshake_timeout *
+                                    UINT64_C (1000000), 0,
+                                    on_router_deadline, c);
+  if (r >= 0)
+    r = router_flush (c);
+  if (r >= 0)
+    r = router_update_events (c);
+  if (r < 0) {
     router_conn_free (c);
     return 0;
   }
@@ -472,13 +457,17 @@ router_export_ready (struct export *e)
   for (size_t i = 0; i < ctx->router_conns.len; i++) {
     struct router_conn *c = ctx->router_conns.ptr[i];
     if (c->target == e && c->state == ROUTER_WAITING) {
-      router_hand_over (c);
+      if (router_hand_over (c) < 0)
+        router_conn_free (c);
       i = (size_t) -1;     /* the vector may have changed */
     }
   }
 }
 
-/* E's worker or E itself is gone: drop the clients waiting for it. */
+/* E's worker or E itself is gone: drop the clients waiting for it.  A
+ * client being handed over is freed when its command fails (the
+ * worker's pending commands fail when it goes).
+ */
 void
 router_export_gone (struct export *e)
 {
@@ -486,8 +475,7 @@ router_export_gone (struct export *e)
 
   for (size_t i = 0; i < ctx->router_conns.len; i++) {
     struct router_conn *c = ctx->router_conns.ptr[i];
-    if (c->target == e && (c->state == ROUTER_WAITING ||
-                           export_registry_find_path (ctx, e->path) != e)) {
+    if (c->target == e && c->state == ROUTER_WAITING) {
       router_conn_free (c);
       i = (size_t) -1;
     }

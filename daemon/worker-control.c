@@ -125,6 +125,11 @@ on_ready (struct export *e, json_object *msg)
   if (e->worker->stop_requested)
     return;
   export_set_state (e, EXPORT_RUNNING);
+  if (e->adding) {
+    /* AddExport's reply; E may be gone when it returns. */
+    add_export_worker_ready (e);
+    return;
+  }
   router_export_ready (e);
   export_idle_check (e);
 }

@@ -166,6 +166,12 @@ worker_exit (void *opaque, const siginfo_t *si)
     free (tail);
   }
   worker_free (w);
+  if (e->adding) {
+    /* The first worker of an AddExport: its error is the reply. */
+    add_export_worker_failed (e, e->last_error);
+    context_check_idle (ctx);
+    return;
+  }
   router_export_gone (e);
   e->info.valid = false;
   e->counters.active = 0;

@@ -81,8 +81,12 @@ done
 expect_exit 2 'persist' "$CTL" add-export p1 --secret=export="$D/pw" \
   nbd socket="$D/none.sock"
 
-# A client connecting shows in monitor as ActiveConnections.
+# A client connecting shows in monitor as ActiveConnections.  A boot
+# export appears already running (its first worker is its check): a
+# restart shows the State changes.
 ctl add-export m1 --listen="unix:$D/m1.sock" memory 1M
+wait_state m1 running
+ctl restart m1
 wait_state m1 running
 hold_client "nbd+unix:///m1?socket=$D/m1.sock"
 wait_property m1 ActiveConnections 1
