@@ -35,6 +35,15 @@ enum script_status {
 /* The highest exit status with a meaning (printed by --dump-plugin). */
 #define SCRIPT_MAX_KNOWN_STATUS 3
 
+/* A connection: the handle open printed (passed to every method as
+ * $2), and the can_zero answer (-1 until known) which a missing
+ * can_fast_zero is derived from.
+ */
+struct script_handle {
+  char *name;
+  int can_zero;
+};
+
 /* Hooks defined by each plugin (sh.c, eval.c). */
 
 /* The program answering METHOD, or NULL if nothing does (the method then

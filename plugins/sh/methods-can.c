@@ -23,7 +23,8 @@ static int
 boolean_method (void *handle, const char *method, const char *operation,
                 int fallback)
 {
-  const char *argv[] = { NULL, method, handle, NULL };
+  struct script_handle *h = handle;
+  const char *argv[] = { NULL, method, h->name, NULL };
 
   if (operation && !script_defines (method) && script_defines (operation))
     return 1;
@@ -66,19 +67,23 @@ method_can_trim (void *handle)
 int
 method_can_zero (void *handle)
 {
-  return boolean_method (handle, "can_zero", "zero", 0);
+  struct script_handle *h = handle;
+
+  h->can_zero = boolean_method (handle, "can_zero", "zero", 0);
+  return h->can_zero;
 }
 
 /* Missing: fast exactly when zeroing is emulated, since then a fast
- * zero request fails at once.
+ * zero request fails at once.  nbdkit asks can_zero first.
  */
 int
 method_can_fast_zero (void *handle)
 {
+  struct script_handle *h = handle;
   int r = boolean_method (handle, "can_fast_zero", NULL, -2);
 
   if (r == -2) {
-    r = method_can_zero (handle);
+    r = h->can_zero >= 0 ? h->can_zero : method_can_zero (handle);
     if (r >= 0)
       r = !r;
   }
@@ -102,7 +107,8 @@ static int
 tristate_method (void *handle, const char *method, int missing)
 {
   static const char *const words[] = { "none", "emulate", "native" };
-  const char *argv[] = { NULL, method, handle, NULL };
+  struct script_handle *h = handle;
+  const char *argv[] = { NULL, method, h->name, NULL };
   byte_buffer out = empty_vector;
   char *word;
   size_t len, i;

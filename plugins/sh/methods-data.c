@@ -80,8 +80,9 @@ int
 method_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
               uint32_t flags)
 {
+  struct script_handle *h = handle;
   struct number c = number (count), o = number (offset);
-  const char *argv[] = { NULL, "pread", handle, c.s, o.s, NULL };
+  const char *argv[] = { NULL, "pread", h->name, c.s, o.s, NULL };
   /* The script's output lands straight in BUF: a buffer that never needs
    * to grow, since at most COUNT bytes are kept.
    */
@@ -110,9 +111,10 @@ int
 method_pwrite (void *handle, const void *buf, uint32_t count,
                uint64_t offset, uint32_t flags)
 {
+  struct script_handle *h = handle;
   struct number c = number (count), o = number (offset);
   struct number f = flag_words (flags & NBDKIT_FLAG_FUA);
-  const char *argv[] = { NULL, "pwrite", handle, c.s, o.s, f.s, NULL };
+  const char *argv[] = { NULL, "pwrite", h->name, c.s, o.s, f.s, NULL };
 
   return data_status ("pwrite",
                       method_call (argv, buf, count, NULL, SCRIPT_OUTPUT_MAX),
@@ -122,7 +124,8 @@ method_pwrite (void *handle, const void *buf, uint32_t count,
 int
 method_flush (void *handle, uint32_t flags)
 {
-  const char *argv[] = { NULL, "flush", handle, NULL };
+  struct script_handle *h = handle;
+  const char *argv[] = { NULL, "flush", h->name, NULL };
 
   return data_status ("flush",
                       method_call (argv, NULL, 0, NULL, SCRIPT_OUTPUT_MAX),
@@ -132,9 +135,10 @@ method_flush (void *handle, uint32_t flags)
 int
 method_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
+  struct script_handle *h = handle;
   struct number c = number (count), o = number (offset);
   struct number f = flag_words (flags & NBDKIT_FLAG_FUA);
-  const char *argv[] = { NULL, "trim", handle, c.s, o.s, f.s, NULL };
+  const char *argv[] = { NULL, "trim", h->name, c.s, o.s, f.s, NULL };
 
   return data_status ("trim",
                       method_call (argv, NULL, 0, NULL, SCRIPT_OUTPUT_MAX),
@@ -147,11 +151,12 @@ method_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 int
 method_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
+  struct script_handle *h = handle;
   struct number c = number (count), o = number (offset);
   struct number f = flag_words (flags & (NBDKIT_FLAG_FUA |
                                          NBDKIT_FLAG_MAY_TRIM |
                                          NBDKIT_FLAG_FAST_ZERO));
-  const char *argv[] = { NULL, "zero", handle, c.s, o.s, f.s, NULL };
+  const char *argv[] = { NULL, "zero", h->name, c.s, o.s, f.s, NULL };
 
   return data_status ("zero",
                       method_call (argv, NULL, 0, NULL, SCRIPT_OUTPUT_MAX),
@@ -233,9 +238,10 @@ int
 method_extents (void *handle, uint32_t count, uint64_t offset,
                 uint32_t flags, struct nbdkit_extents *extents)
 {
+  struct script_handle *h = handle;
   struct number c = number (count), o = number (offset);
   struct number f = flag_words (flags & NBDKIT_FLAG_REQ_ONE);
-  const char *argv[] = { NULL, "extents", handle, c.s, o.s, f.s, NULL };
+  const char *argv[] = { NULL, "extents", h->name, c.s, o.s, f.s, NULL };
   byte_buffer out = empty_vector;
   char *line, *saveptr = NULL;
   size_t lineno = 0, added = 0;
@@ -270,8 +276,9 @@ method_extents (void *handle, uint32_t count, uint64_t offset,
 int
 method_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
+  struct script_handle *h = handle;
   struct number c = number (count), o = number (offset);
-  const char *argv[] = { NULL, "cache", handle, c.s, o.s, NULL };
+  const char *argv[] = { NULL, "cache", h->name, c.s, o.s, NULL };
 
   return data_status ("cache",
                       method_call (argv, NULL, 0, NULL, SCRIPT_OUTPUT_MAX),

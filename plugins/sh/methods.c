@@ -314,7 +314,8 @@ method_open (int readonly)
                          nbdkit_export_name (), bool_arg (nbdkit_is_tls ()),
                          NULL };
   byte_buffer out = empty_vector;
-  char *handle = NULL;
+  struct script_handle *h = NULL;
+  char *name = NULL;
 
   if (argv[3] == NULL)
     argv[3] = "";
@@ -322,10 +323,10 @@ method_open (int readonly)
   case SCRIPT_OK:
     if (out.len > 0 && out.ptr[out.len - 1] == '\n')
       out.ptr[--out.len] = '\0';
-    handle = strdup (out.ptr);
+    name = strdup (out.ptr);
     break;
   case SCRIPT_MISSING:
-    handle = strdup ("");
+    name = strdup ("");
     break;
   case SCRIPT_FALSE:
     script_error ("open", "unexpected exit status 3 (false)");
@@ -333,26 +334,36 @@ method_open (int readonly)
   default:
     goto out;
   }
-  if (handle == NULL)
-    script_error ("open", "strdup: %m");
+  h = malloc (sizeof *h);
+  if (name == NULL || h == NULL) {
+    script_error ("open", "%m");
+    free (name);
+    free (h);
+    h = NULL;
+    goto out;
+  }
+  *h = (struct script_handle) { .name = name, .can_zero = -1 };
  out:
   byte_buffer_reset (&out);
-  return handle;
+  return h;
 }
 
 void
 method_close (void *handle)
 {
-  const char *argv[] = { NULL, "close", handle, NULL };
+  struct script_handle *h = handle;
+  const char *argv[] = { NULL, "close", h->name, NULL };
 
   call_simple (argv);
-  free (handle);
+  free (h->name);
+  free (h);
 }
 
 const char *
 method_export_description (void *handle)
 {
-  const char *argv[] = { NULL, "export_description", handle, NULL };
+  struct script_handle *h = handle;
+  const char *argv[] = { NULL, "export_description", h->name, NULL };
   byte_buffer out = empty_vector;
   const char *description = NULL;
 
@@ -387,7 +398,8 @@ parse_size_output (const char *method, const char *text)
 int64_t
 method_get_size (void *handle)
 {
-  const char *argv[] = { NULL, "get_size", handle, NULL };
+  struct script_handle *h = handle;
+  const char *argv[] = { NULL, "get_size", h->name, NULL };
   byte_buffer out = empty_vector;
   int64_t size = -1;
 
@@ -413,7 +425,8 @@ int
 method_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
                    uint32_t *maximum)
 {
-  const char *argv[] = { NULL, "block_size", handle, NULL };
+  struct script_handle *h = handle;
+  const char *argv[] = { NULL, "block_size", h->name, NULL };
   uint32_t *results[] = { minimum, preferred, maximum };
   byte_buffer out = empty_vector;
   char *p, *word, *saveptr = NULL;
