@@ -294,6 +294,9 @@ method_start (sd_bus_message *m, void *userdata, sd_bus_error *error)
   if (e->broken_file)
     return sd_bus_error_setf (error, NBDKITD_ERROR_PLUGIN_FAILED,
                               "Export '%s': %s", e->def.name, e->last_error);
+  if (e->removing)
+    return sd_bus_error_setf (error, NBDKITD_ERROR_BUSY,
+                              "Export '%s' is being removed", e->def.name);
   if (e->worker && !e->worker->stop_requested)
     return sd_bus_reply_method_return (m, NULL);
   r = polkit_authorize (e->ctx, m, POLKIT_ACTION_MANAGE, true, method_start,
@@ -342,6 +345,9 @@ method_restart (sd_bus_message *m, void *userdata, sd_bus_error *error)
   if (e->broken_file)
     return sd_bus_error_setf (error, NBDKITD_ERROR_PLUGIN_FAILED,
                               "Export '%s': %s", e->def.name, e->last_error);
+  if (e->removing)
+    return sd_bus_error_setf (error, NBDKITD_ERROR_BUSY,
+                              "Export '%s' is being removed", e->def.name);
   r = polkit_authorize (e->ctx, m, POLKIT_ACTION_MANAGE, true, method_restart,
                         error);
   if (r <= 0)
@@ -543,6 +549,60 @@ export_object_register (struct context *ctx)
     return r;
   return sd_bus_add_node_enumerator (ctx->bus, NULL, NBDKITD_EXPORT_PREFIX,
                                      export_object_enumerate, ctx);
+}
+
+/* Remove E once its worker has stopped gracefully (clients finish their
+ * in-flight requests: nbdkit-worker(7) "stop"); M (may be NULL) is
+ * answered then.  Without a worker E goes at once.
+ */
+int
+export_remove_graceful (struct export *e, sd_bus_message *m)
+{
+  if (e->removing)
+    return -EALREADY;
+  e->removing = true;
+  e->remove_call = m ? sd_bus_message_ref (m) : NULL;
+  e->restart_pending = false;
+  e->restart_timer = sd_event_source_disable_unref (e->restart_timer);
+  e->ctx->pending_calls++;
+  if (e->worker == NULL) {
+    export_remove_finish (e);
+    return 0;
+  }
+  log_info (e->ctx, "export '%s': stopping its worker to remove it",
+            e->def.name);
+  return worker_stop (e, true);
+}
+
+/* The worker of an export being removed has gone: remove it, reply. */
+void
+export_remove_finish (struct export *e)
+{
+  struct context *ctx = e->ctx;
+  sd_bus_message *m = e->remove_call;
+  CLEANUP_FREE char *name = strdup (e->def.name);
+  int r;
+
+  e->remove_call = NULL;
+  r = export_remove (e);
+  if (r < 0) {
+    /* The file could not be deleted: the export stays, stopped. */
+    log_error (ctx, "export '%s': failed to remove its definition: %s",
+               name ? name : "?", strerror (-r));
+    e->removing = false;
+    export_set_state (e, EXPORT_INACTIVE);
+    if (m)
+      sd_bus_reply_method_errnof (m, r, "Export '%s': failed to remove its "
+                                  "definition: %m", name ? name : "?");
+  }
+  else {
+    log_info (ctx, "export '%s' removed", name ? name : "?");
+    if (m)
+      sd_bus_reply_method_return (m, NULL);
+  }
+  sd_bus_message_unref (m);
+  ctx->pending_calls--;
+  context_check_idle (ctx);
 }
 
 /* Forget E: the object, its file, its worker and its listeners. */

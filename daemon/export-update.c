@@ -204,6 +204,9 @@ update_read (struct export *e, sd_bus_message *m, struct export_def *def,
   if (r >= 0 && e->updating)
     r = sd_bus_error_setf (error, NBDKITD_ERROR_BUSY,
                            "Export '%s' is being updated already", e->def.name);
+  if (r >= 0 && e->removing)
+    r = sd_bus_error_setf (error, NBDKITD_ERROR_BUSY,
+                           "Export '%s' is being removed", e->def.name);
   return r;
 }
 

@@ -61,7 +61,7 @@ on_track_empty (sd_bus_track *track, void *userdata)
 
   log_info (e->ctx, "export '%s': its creator left the bus, removing it",
             e->def.name);
-  export_remove (e);
+  export_remove_graceful (e, NULL);
   return 0;
 }
 
@@ -352,12 +352,18 @@ method_remove_export (sd_bus_message *m, void *userdata, sd_bus_error *error)
                               "Export '%s' has %u connected clients "
                               "(remove it with mode 'hard' to disconnect them)",
                               name, e->counters.active);
-  r = export_remove (e);
+  if (e->updating || e->removing)
+    return sd_bus_error_setf (error, NBDKITD_ERROR_BUSY,
+                              "Export '%s' is being %s", name,
+                              e->updating ? "updated" : "removed");
+  /* Act: the worker stops gracefully (hard: its clients' in-flight
+   * requests finish), then the export goes and the call is answered.
+   */
+  r = export_remove_graceful (e, m);
   if (r < 0)
-    return sd_bus_error_set_errnof (error, r, "Export '%s': failed to remove "
-                                    "its definition: %m", name);
-  log_info (ctx, "export '%s' removed", name);
-  return sd_bus_reply_method_return (m, NULL);
+    return sd_bus_error_set_errnof (error, r, "Export '%s': cannot remove "
+                                    "it: %m", name);
+  return 1;
 }
 
 static int

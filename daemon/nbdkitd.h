@@ -128,6 +128,8 @@ struct export {
   bool updating;                /* an Update is validating */
   struct add_job *adding;       /* AddExport waits for this first worker;
                                  * not in the registry until it is ready */
+  bool removing;                /* removed once its worker has stopped */
+  sd_bus_message *remove_call;  /* RemoveExport, replied to then */
 };
 DEFINE_VECTOR_TYPE (export_vector, struct export *)
 
@@ -296,6 +298,8 @@ extern void export_emit_changed (struct export *e, const char *prop, ...)
 extern void export_counters_changed (struct export *e);
 extern void export_emit_all_changed (struct export *e);
 extern int export_remove (struct export *e);
+extern int export_remove_graceful (struct export *e, sd_bus_message *m);
+extern void export_remove_finish (struct export *e);
 
 /* export-update.c */
 extern int method_update (sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -282,6 +282,7 @@ export_free (struct export *e)
   sd_event_source_disable_unref (e->idle_timer);
   sd_event_source_disable_unref (e->counters_timer);
   sd_bus_track_unref (e->track);
+  sd_bus_message_unref (e->remove_call);
   export_def_done (&e->def);
   free (e->info.description);
   free (e->path);

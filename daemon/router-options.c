@@ -18,7 +18,7 @@ static struct export *
 find_shared (struct context *ctx, const char *name)
 {
   struct export *e = export_registry_find (ctx, name);
-  return e && e->shared && !e->broken_file ? e : NULL;
+  return e && e->shared && !e->broken_file && !e->removing ? e : NULL;
 }
 
 /* NBD_OPT_LIST: one NBD_REP_SERVER per shared export. */

@@ -175,6 +175,12 @@ worker_exit (void *opaque, const siginfo_t *si)
   router_export_gone (e);
   e->info.valid = false;
   e->counters.active = 0;
+  if (e->removing) {
+    export_remove_finish (e);
+    context_update_status (ctx);
+    context_check_stopped (ctx);
+    return;
+  }
   export_emit_changed (e, "MainPID", "ActiveConnections", NULL);
   if (e->restart_pending && !ctx->exiting) {
     e->restart_pending = false;
