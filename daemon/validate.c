@@ -56,34 +56,43 @@ validate_error_name (const char *msg)
   return NBDKITD_ERROR_PLUGIN_FAILED;
 }
 
-/* The line of nbdkit's output (lines separated by \n) that says what went
- * wrong: the last one mentioning an error, else the last one; without the
+/* What went wrong, on one line, from nbdkit's output (lines separated
+ * by \n): the lines mentioning an error joined by "; " (the plugin's
+ * reason comes before nbdkit's summary), else the last line; without the
  * program name.
  */
 char *
 validate_error_text (const char *output)
 {
-  const char *best = NULL, *p = output;
-  size_t len = 0;
+  /* Each line grows by at most one byte ("\n" becomes "; "). */
+  size_t cap = 2 * strlen (output) + 16, len = 0;
+  char *out = malloc (cap);
+  const char *p = output, *last = NULL;
+  size_t last_len = 0;
 
-  while (p && *p) {
+  if (out == NULL)
+    return NULL;
+  while (*p) {
     size_t n = strcspn (p, "\n");
-    if (n && (memmem (p, n, "error", 5) || best == NULL ||
-              memmem (best, len, "error", 5) == NULL)) {
-      best = p;
-      len = n;
+    const char *line = p;
+    if (n > 8 && strncmp (line, "nbdkit: ", 8) == 0)
+      line += 8, n -= 8;
+    if (n) {
+      last = line;
+      last_len = n;
     }
-    p += n;
+    if (n && memmem (line, n, "error", 5)) {
+      len += sprintf (out + len, "%s%.*s", len ? "; " : "", (int) n, line);
+    }
+    p = line + n;
     if (*p)
       p++;
   }
-  if (best == NULL)
-    return strdup ("nbdkit failed");
-  if (len > 8 && strncmp (best, "nbdkit: ", 8) == 0) {
-    best += 8;
-    len -= 8;
-  }
-  return strndup (best, len);
+  if (len == 0 && last)
+    len = sprintf (out, "%.*s", (int) last_len, last);
+  if (len == 0)
+    strcpy (out, "nbdkit failed");
+  return out;
 }
 
 static void
