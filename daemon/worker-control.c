@@ -108,6 +108,7 @@ on_ready (struct export *e, json_object *msg)
   const char *desc;
 
   e->worker->ready = true;
+  e->worker->ready_timer = sd_event_source_disable_unref (e->worker->ready_timer);
   free (e->info.description);
   e->info = (struct export_info) { .valid = true };
   if (json_object_object_get_ex (msg, "export", &ex)) {

@@ -25,6 +25,11 @@
 #define QUICK_FAILURE_USEC (10 * UINT64_C (1000000))
 #define MAX_QUICK_FAILURES 5
 #define STOP_KILL_USEC (35 * UINT64_C (1000000))
+/* A worker that is not ready by then (a plugin hanging in config or
+ * get_ready) is killed and counts as a failed start: shorter than a D-Bus
+ * caller's default 25 s timeout, so AddExport answers with the reason.
+ */
+#define READY_TIMEOUT_USEC (20 * UINT64_C (1000000))
 #define TAIL_LINES 5
 
 static uint64_t
@@ -97,6 +102,7 @@ worker_free (struct worker *w)
   spawn_free (w->spawn);
   sd_event_source_disable_unref (w->control_source);
   sd_event_source_disable_unref (w->kill_timer);
+  sd_event_source_disable_unref (w->ready_timer);
   if (w->control_fd >= 0)
     close (w->control_fd);
   string_vector_free_all (&w->tail);
@@ -210,6 +216,25 @@ on_kill_timer (sd_event_source *s, uint64_t usec, void *userdata)
   return 0;
 }
 
+static int
+on_ready_timer (sd_event_source *s, uint64_t usec, void *userdata)
+{
+  struct worker *w = userdata;
+  char msg[128];
+
+  if (w->ready || w->stop_requested)
+    return 0;
+  snprintf (msg, sizeof msg, "the worker did not become ready within %u "
+            "seconds (a plugin or filter hanging at start-up?)",
+            (unsigned) (READY_TIMEOUT_USEC / 1000000));
+  log_error (w->export->ctx, "export '%s': %s, killing it",
+             w->export->def.name, msg);
+  export_set_last_error (w->export, msg);
+  w->error_event = true;        /* keep this reason, not the stderr tail */
+  kill (spawn_pid (w->spawn), SIGKILL);
+  return 0;
+}
+
 int
 worker_start (struct export *e)
 {
@@ -253,6 +278,10 @@ worker_start (struct export *e)
   if (r == 0)
     r = sd_event_add_io (ctx->event, &w->control_source, w->control_fd,
                          EPOLLIN, worker_on_control, w);
+  if (r == 0)
+    r = sd_event_add_time_relative (ctx->event, &w->ready_timer,
+                                    CLOCK_MONOTONIC, READY_TIMEOUT_USEC, 0,
+                                    on_ready_timer, w);
   if (r < 0) {
     log_error (ctx, "export '%s': failed to start a worker: %s", e->def.name,
                strerror (-r));

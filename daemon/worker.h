@@ -26,6 +26,7 @@ struct worker {
   int control_fd;
   sd_event_source *control_source;
   sd_event_source *kill_timer;
+  sd_event_source *ready_timer; /* WORKER_READY_TIMEOUT_USEC until ready */
   bool ready;                   /* the ready event came */
   bool error_event;             /* an error event came */
   bool stop_requested;
