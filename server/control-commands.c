@@ -37,22 +37,6 @@ static bool stopping;
 static time_t stop_deadline;    /* CLOCK_MONOTONIC seconds, 0 = none */
 static struct worker_stats last_stats; /* all zero until the first event */
 
-static char *
-error_text (const char *fs, ...) __attribute__ ((__format__ (__printf__, 1, 2)));
-
-static char *
-error_text (const char *fs, ...)
-{
-  va_list args;
-  char *s = NULL;
-
-  va_start (args, fs);
-  if (vasprintf (&s, fs, args) == -1)
-    s = NULL;
-  va_end (args);
-  return s;
-}
-
 static time_t
 now_monotonic (void)
 {
@@ -72,7 +56,7 @@ get_field (struct json_object *cmd, const char *key, json_type type,
   if (!json_object_object_get_ex (cmd, key, value))
     return 0;
   if (!json_object_is_type (*value, type)) {
-    *error = error_text ("field '%s' must be %s", key,
+    *error = control_error_text ("field '%s' must be %s", key,
                          json_type_to_name (type));
     return -1;
   }
@@ -114,7 +98,7 @@ cmd_disconnect (struct json_object *cmd, int *fds, size_t nfds,
 
   r = get_field (cmd, "connection", json_type_int, &id, error);
   if (r == 0)
-    *error = error_text ("field 'connection' is missing");
+    *error = control_error_text ("field 'connection' is missing");
   if (r <= 0)
     return -1;
   r = get_field (cmd, "force", json_type_boolean, &force, error);
@@ -123,7 +107,7 @@ cmd_disconnect (struct json_object *cmd, int *fds, size_t nfds,
   if (r == 1)
     f = json_object_get_boolean (force);
   if (connection_disconnect_by_id (json_object_get_int64 (id), f) == -1) {
-    *error = error_text ("no connection %" PRIi64,
+    *error = control_error_text ("no connection %" PRIi64,
                          json_object_get_int64 (id));
     return -1;
   }
@@ -172,7 +156,7 @@ cmd_stop (struct json_object *cmd, int *fds, size_t nfds,
   if (r == 1) {
     timeout = json_object_get_int64 (v);
     if (timeout < 0 || timeout > 86400) {
-      *error = error_text ("field 'timeout' must be between 0 and 86400");
+      *error = control_error_text ("field 'timeout' must be between 0 and 86400");
       return -1;
     }
   }
@@ -187,13 +171,13 @@ cmd_reload_tls (struct json_object *cmd, int *fds, size_t nfds,
   char text[1024];
 
   if (config.tls == TLS_OFF) {
-    *error = error_text ("TLS is not enabled on this worker");
+    *error = control_error_text ("TLS is not enabled on this worker");
     return -1;
   }
   log_capture_errors (text, sizeof text);
   if (tls_reload () == -1) {
     log_capture_errors (NULL, 0);
-    *error = error_text ("reload-tls: %s", text[0] ? text : "failed");
+    *error = control_error_text ("reload-tls: %s", text[0] ? text : "failed");
     return -1;
   }
   log_capture_errors (NULL, 0);
@@ -207,12 +191,12 @@ cmd_hand_over (struct json_object *cmd, int *fds, size_t nfds,
   int fd;
 
   if (nfds != 1) {
-    *error = error_text ("hand-over needs exactly one descriptor "
+    *error = control_error_text ("hand-over needs exactly one descriptor "
                          "(SCM_RIGHTS), got %zu", nfds);
     return -1;
   }
   if (stopping) {
-    *error = error_text ("the worker is stopping");
+    *error = control_error_text ("the worker is stopping");
     return -1;
   }
   fd = fds[0];
@@ -240,27 +224,27 @@ parse_message (const char *buf, size_t len, bool truncated, char **error)
   enum json_tokener_error err;
 
   if (truncated) {
-    *error = error_text ("message is larger than %d bytes", 65536);
+    *error = control_error_text ("message is larger than %d bytes", 65536);
     return NULL;
   }
   if (len == 0 || memchr (buf, '\0', len)) {
-    *error = error_text ("message is empty or contains a NUL byte");
+    *error = control_error_text ("message is empty or contains a NUL byte");
     return NULL;
   }
   text = strndup (buf, len);
   if (text == NULL) {
-    *error = error_text ("strndup: %s", strerror (errno));
+    *error = control_error_text ("strndup: %s", strerror (errno));
     return NULL;
   }
   cmd = json_tokener_parse_verbose (text, &err);
   free (text);
   if (cmd == NULL) {
-    *error = error_text ("message is not valid JSON: %s",
+    *error = control_error_text ("message is not valid JSON: %s",
                          json_tokener_error_desc (err));
     return NULL;
   }
   if (!json_object_is_type (cmd, json_type_object)) {
-    *error = error_text ("message is not a JSON object");
+    *error = control_error_text ("message is not a JSON object");
     json_object_put (cmd);
     return NULL;
   }
@@ -278,19 +262,19 @@ dispatch (struct json_object *cmd, int *fds, size_t nfds,
   if (get_field (cmd, "v", json_type_int, &v, error) <= 0 ||
       json_object_get_int64 (v) != 1) {
     if (*error == NULL)
-      *error = error_text ("unsupported protocol version (expected \"v\":1)");
+      *error = control_error_text ("unsupported protocol version (expected \"v\":1)");
     return -1;
   }
   if (get_field (cmd, "type", json_type_string, &type, error) <= 0) {
     if (*error == NULL)
-      *error = error_text ("field 'type' is missing");
+      *error = control_error_text ("field 'type' is missing");
     return -1;
   }
   t = json_object_get_string (type);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
     if (strcmp (commands[i].type, t) == 0)
       return commands[i].handler (cmd, fds, nfds, reply, error);
-  *error = error_text ("unknown command '%s'", t);
+  *error = control_error_text ("unknown command '%s'", t);
   return -1;
 }
 
@@ -309,7 +293,7 @@ control_handle_message (const char *buf, size_t len, bool truncated,
     if (json_object_is_type (id, json_type_int))
       idv = json_object_get_int64 (id);
     else
-      error = error_text ("field 'id' must be an integer");
+      error = control_error_text ("field 'id' must be an integer");
   }
   reply = control_message ("reply");
   json_object_object_add (reply, "id", json_object_new_int64 (idv));

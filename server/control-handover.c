@@ -25,22 +25,6 @@
 /* The option header: IHAVEOPT, option number, length. */
 #define OPTION_HEADER_LEN 16
 
-static char *
-error_text (const char *fs, ...) __attribute__ ((__format__ (__printf__, 1, 2)));
-
-static char *
-error_text (const char *fs, ...)
-{
-  va_list args;
-  char *s = NULL;
-
-  va_start (args, fs);
-  if (vasprintf (&s, fs, args) == -1)
-    s = NULL;
-  va_end (args);
-  return s;
-}
-
 static int
 base64_value (char c)
 {
@@ -98,19 +82,19 @@ check_option (const char *opt, size_t len, char **error)
   uint32_t optlen;
 
   if (len < OPTION_HEADER_LEN) {
-    *error = error_text ("'option' is shorter than an option header");
+    *error = control_error_text ("'option' is shorter than an option header");
     return -1;
   }
   memcpy (&magic, opt, 8);
   memcpy (&optlen, opt + 12, 4);
   optlen = be32toh (optlen);
   if (be64toh (magic) != NBD_NEW_VERSION) {
-    *error = error_text ("'option' does not start with IHAVEOPT");
+    *error = control_error_text ("'option' does not start with IHAVEOPT");
     return -1;
   }
   if (optlen > NBD_MAX_OPTION_LENGTH ||
       len != OPTION_HEADER_LEN + (size_t) optlen) {
-    *error = error_text ("'option' must hold exactly one option with its "
+    *error = control_error_text ("'option' must hold exactly one option with its "
                          "data (length %" PRIu32 ", %zu bytes given)",
                          optlen, len - OPTION_HEADER_LEN);
     return -1;
@@ -127,26 +111,26 @@ parse_meta_contexts (struct json_object *cmd, struct handshake_resume *r,
   if (!json_object_object_get_ex (cmd, "meta_contexts", &list))
     return 0;
   if (!json_object_is_type (list, json_type_array)) {
-    *error = error_text ("field 'meta_contexts' must be an array");
+    *error = control_error_text ("field 'meta_contexts' must be an array");
     return -1;
   }
   for (size_t i = 0; i < json_object_array_length (list); ++i) {
     struct json_object *e = json_object_array_get_idx (list, i);
     if (!json_object_is_type (e, json_type_string) ||
         strcmp (json_object_get_string (e), "base:allocation") != 0) {
-      *error = error_text ("meta context %s is not one this worker has",
+      *error = control_error_text ("meta context %s is not one this worker has",
                            json_object_to_json_string (e));
       return -1;
     }
     r->meta_context_base_allocation = true;
   }
   if (r->meta_context_base_allocation && !r->structured_replies) {
-    *error = error_text ("meta contexts need structured replies");
+    *error = control_error_text ("meta contexts need structured replies");
     return -1;
   }
   if (json_object_object_get_ex (cmd, "meta_context_export", &exp)) {
     if (!json_object_is_type (exp, json_type_string)) {
-      *error = error_text ("field 'meta_context_export' must be a string");
+      *error = control_error_text ("field 'meta_context_export' must be a string");
       return -1;
     }
     r->meta_context_exportname = strdup (json_object_get_string (exp));
@@ -154,7 +138,7 @@ parse_meta_contexts (struct json_object *cmd, struct handshake_resume *r,
   else
     r->meta_context_exportname = strdup ("");
   if (r->meta_context_exportname == NULL) {
-    *error = error_text ("strdup: out of memory");
+    *error = control_error_text ("strdup: out of memory");
     return -1;
   }
   return 0;
@@ -169,30 +153,30 @@ parse_options_stage (struct json_object *cmd, struct handshake_resume *r,
   int64_t flags;
 
   if (config.oldstyle) {
-    *error = error_text ("this worker speaks the oldstyle protocol");
+    *error = control_error_text ("this worker speaks the oldstyle protocol");
     return -1;
   }
   if (!json_object_object_get_ex (cmd, "client_flags", &v) ||
       !json_object_is_type (v, json_type_int)) {
-    *error = error_text ("field 'client_flags' (integer) is missing");
+    *error = control_error_text ("field 'client_flags' (integer) is missing");
     return -1;
   }
   flags = json_object_get_int64 (v);
   if (flags < 0 || flags > UINT32_MAX ||
       (flags & ~(int64_t) protocol_newstyle_gflags ())) {
-    *error = error_text ("client_flags 0x%" PRIx64 " were not offered",
+    *error = control_error_text ("client_flags 0x%" PRIx64 " were not offered",
                          flags);
     return -1;
   }
   r->client_flags = flags;
   if (json_object_object_get_ex (cmd, "structured_replies", &v)) {
     if (!json_object_is_type (v, json_type_boolean)) {
-      *error = error_text ("field 'structured_replies' must be a boolean");
+      *error = control_error_text ("field 'structured_replies' must be a boolean");
       return -1;
     }
     r->structured_replies = json_object_get_boolean (v);
     if (r->structured_replies && config.no_sr) {
-      *error = error_text ("structured replies are disabled (--no-sr)");
+      *error = control_error_text ("structured replies are disabled (--no-sr)");
       return -1;
     }
   }
@@ -200,12 +184,12 @@ parse_options_stage (struct json_object *cmd, struct handshake_resume *r,
     return -1;
   if (!json_object_object_get_ex (cmd, "option", &v) ||
       !json_object_is_type (v, json_type_string)) {
-    *error = error_text ("field 'option' (base64 string) is missing");
+    *error = control_error_text ("field 'option' (base64 string) is missing");
     return -1;
   }
   r->option = base64_decode (json_object_get_string (v), &r->option_len);
   if (r->option == NULL) {
-    *error = error_text ("field 'option' is not valid base64");
+    *error = control_error_text ("field 'option' is not valid base64");
     return -1;
   }
   return check_option (r->option, r->option_len, error);
@@ -235,12 +219,12 @@ control_hand_over (struct json_object *cmd, int fd,
   int opt = 1;
 
   if (!is_stream_socket (fd)) {
-    *error = error_text ("the descriptor is not a stream socket");
+    *error = control_error_text ("the descriptor is not a stream socket");
     goto fail;
   }
   if (!json_object_object_get_ex (cmd, "stage", &v) ||
       !json_object_is_type (v, json_type_string)) {
-    *error = error_text ("field 'stage' (string) is missing");
+    *error = control_error_text ("field 'stage' (string) is missing");
     goto fail;
   }
   stage = json_object_get_string (v);
@@ -250,7 +234,7 @@ control_hand_over (struct json_object *cmd, int fd,
       goto fail;
   }
   else if (strcmp (stage, "greeting") != 0) {
-    *error = error_text ("unknown stage '%s' (greeting or options)", stage);
+    *error = control_error_text ("unknown stage '%s' (greeting or options)", stage);
     goto fail;
   }
 
@@ -259,7 +243,7 @@ control_hand_over (struct json_object *cmd, int fd,
   free (r.option);
   free (r.meta_context_exportname);
   if (id == 0) {
-    *error = error_text ("the connection could not be started "
+    *error = control_error_text ("the connection could not be started "
                          "(see the worker's log)");
     return -1;
   }

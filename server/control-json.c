@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,20 @@
 #include "nbd-protocol.h"
 
 #define PROTOCOL_VERSION 1
+
+/* The text of an error reply, formatted; NULL if out of memory. */
+char *
+control_error_text (const char *fs, ...)
+{
+  va_list args;
+  char *s = NULL;
+
+  va_start (args, fs);
+  if (vasprintf (&s, fs, args) == -1)
+    s = NULL;
+  va_end (args);
+  return s;
+}
 
 static void
 add_string (struct json_object *o, const char *key, const char *value)

@@ -461,6 +461,8 @@ extern void control_reserve_reply (void);
 extern void control_send_reply (struct json_object *reply);
 
 /* control-json.c: building messages. */
+extern char *control_error_text (const char *fs, ...)
+  __attribute__ ((__format__ (__printf__, 1, 2)));
 extern struct json_object *control_message (const char *type);
 extern struct json_object *control_json_ready (void);
 extern void control_json_add_stats (struct json_object *msg);
