@@ -8,6 +8,9 @@
 # start_nbdkit -P PIDFILE ARGS...
 #                          start $NBDKIT in the background and wait (bounded)
 #                          until the pidfile appears; registers a kill of it
+# start_session_bus DIR    start a private session-type dbus-daemon with
+#                          its socket in DIR (killed at exit); sets
+#                          SESSION_BUS to its address
 # skip REASON              print the reason and exit 77
 # fail MESSAGE             print the message and exit 1
 
@@ -115,4 +118,33 @@ make_tmpdir ()
 {
   tmpdir=$(mktemp -d /tmp/nbdkit-test.XXXXXX)
   cleanup_fn rm -rf "$tmpdir"
+}
+
+start_session_bus ()
+{
+  local dir=$1 i
+  cat > "$dir/session-bus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$dir/session_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+CONF
+  dbus-daemon --config-file="$dir/session-bus.conf" --nofork --nopidfile \
+    --print-address=3 3>"$dir/session-bus.addr" 2>"$dir/session-bus.log" &
+  cleanup_fn kill_pid $!
+  for (( i=0; i<100; i++ )); do
+    [ -s "$dir/session-bus.addr" ] && break
+    sleep 0.05
+  done
+  [ -s "$dir/session-bus.addr" ] ||
+    fail "dbus-daemon did not start: $(cat "$dir/session-bus.log")"
+  SESSION_BUS=$(head -1 "$dir/session-bus.addr")
 }

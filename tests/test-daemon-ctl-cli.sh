@@ -87,27 +87,8 @@ expect_exit 6 'cannot connect to the session bus' "$CTL" --user list
 
 # A private bus where nobody owns org.nbdkit.Daemon1: exit 6 for reads
 # and for changes (after the magic key was learnt locally).
-cat > "$tmp/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$tmp/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-EOF
-dbus-daemon --config-file="$tmp/bus.conf" --nofork --nopidfile \
-  --print-address=3 3>"$tmp/bus.addr" 2>"$tmp/bus.log" &
-bus_pid=$!
-cleanup_fn kill "$bus_pid"
-for i in $(seq 100); do [ -s "$tmp/bus.addr" ] && break; sleep 0.05; done
-[ -s "$tmp/bus.addr" ] || fail "dbus-daemon did not start: $(cat "$tmp/bus.log")"
-export DBUS_SYSTEM_BUS_ADDRESS=$(head -1 "$tmp/bus.addr")
+start_session_bus "$tmp"
+export DBUS_SYSTEM_BUS_ADDRESS=$SESSION_BUS
 export DBUS_SESSION_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS
 
 for args in list-exports "show-export disk1" status list-plugins \

@@ -13,26 +13,8 @@ requires nbdsh --version
 make_tmpdir
 chmod 755 "$tmpdir"
 
-cat > "$tmpdir/session.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$tmpdir/session_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-CONF
-dbus-daemon --config-file="$tmpdir/session.conf" --nofork --nopidfile \
-  --print-address=3 3>"$tmpdir/bus.addr" 2>"$tmpdir/bus.log" &
-cleanup_fn kill_pid $!
-for (( i=0; i<100; i++ )); do [ -s "$tmpdir/bus.addr" ] && break; sleep 0.1; done
-[ -s "$tmpdir/bus.addr" ] || fail "the session dbus-daemon did not start"
-export DBUS_SESSION_BUS_ADDRESS=$(head -1 "$tmpdir/bus.addr")
+start_session_bus "$tmpdir"
+export DBUS_SESSION_BUS_ADDRESS=$SESSION_BUS
 # Any use of the system bus would fail loudly.
 export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$tmpdir/no-such-system-bus
 
