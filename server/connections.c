@@ -209,22 +209,23 @@ add_counters (struct conn_counters *to, const struct conn_counters *from)
   to->errors += __atomic_load_n (&from->errors, __ATOMIC_RELAXED);
 }
 
+/* Take CONN off the list and fold its counters into the closed ones,
+ * in one step, so that "stats" never counts it twice or not at all and
+ * a supervisor told "connection-closed" sees it gone.
+ */
 static void
-free_connection (struct connection *conn)
+unlist_connection (struct connection *conn)
 {
-  {
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
-    for (size_t i = 0; i < connections.len; ++i)
-      if (connections.ptr[i] == conn) {
-        connection_list_remove (&connections, i);
-        break;
-      }
-    if (connections.len == 0)
-      connection_list_reset (&connections);
-    if (conn->opened)
-      add_counters (&closed_counters, &conn->counters);
-  }
-  destroy_connection (conn);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
+  for (size_t i = 0; i < connections.len; ++i)
+    if (connections.ptr[i] == conn) {
+      connection_list_remove (&connections, i);
+      break;
+    }
+  if (connections.len == 0)
+    connection_list_reset (&connections);
+  if (conn->opened)
+    add_counters (&closed_counters, &conn->counters);
 }
 
 /* The one way to end a connection from outside its threads.  Graceful:
@@ -427,11 +428,12 @@ serve_connection (struct connection *conn)
 
  done:
   protocol_close_export (conn);
+  unlist_connection (conn);
   if (conn->opened)
     control_connection_closed (conn, close_reason (conn));
   debug ("connection closed");
   threadlocal_set_conn (NULL);
-  free_connection (conn);
+  destroy_connection (conn);
   threadlocal_set_instance (0);
   threadlocal_free_buffer ();
   unlock_connection ();
@@ -519,7 +521,8 @@ connection_start (int sockin, int sockout, struct handshake_resume *resume)
   if (err != 0) {
     errno = err;
     nbdkit_error ("pthread_create: %m");
-    free_connection (conn);
+    unlist_connection (conn);
+    destroy_connection (conn);
     thread_ended ();
     return 0;
   }
