@@ -12,11 +12,14 @@ packages=(
   meson ninja-build gcc clang pkg-config perl
   libgnutls28-dev libsystemd-dev libjson-c-dev libnbd-dev
   liblzma-dev zlib1g-dev libglib2.0-dev libclang-rt-14-dev libselinux1-dev
+  libcurl4-gnutls-dev libssh-dev libext2fs-dev python3-dev
   # Real peers used by the tests and benchmarks.
   libnbd-bin python3-libnbd nbdkit nbdkit-plugin-dev nbdkit-plugin-python
   qemu-utils
   nbd-server gnutls-bin dbus polkitd systemd socat
   fdisk gdisk xz-utils gzip tar valgrind
+  openssh-server openssh-client mtools dosfstools xorriso genisoimage
+  e2fsprogs cryptsetup-bin gddrescue
   # Manual pages.
   man-db
 )
