@@ -481,8 +481,7 @@ extern int control_hand_over (struct json_object *cmd, int fd,
                               struct json_object *reply, char **error);
 
 /* captive.c */
-extern void run_command (void);
-extern int captive_exit_status (void);
+extern void run_command (const int_vector *socks);
 
 /* usage.c */
 extern void usage (void);

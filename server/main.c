@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netdb.h>
+#include <arpa/inet.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
@@ -127,6 +129,34 @@ parse_tls_option (const char *arg)
   }
 }
 
+/* -p PORT for TCP: a number from 1 to 65535 or a TCP service name,
+ * kept as its number (which the $uri of --run needs).  (--vsock ports
+ * are 32 bit numbers, checked when binding.)
+ */
+static const char *
+parse_port (const char *arg)
+{
+  static char number[8];
+  unsigned port;
+
+  if (arg[0] >= '0' && arg[0] <= '9') {
+    if (nbdkit_parse_unsigned ("-p (--port)", arg, &port) == -1)
+      exit (EXIT_FAILURE);
+    if (port == 0 || port > 65535)
+      usage_error ("-p (--port): %s is not a TCP port number (1 to 65535)",
+                   arg);
+  }
+  else {
+    struct servent *s = getservbyname (arg, "tcp");
+    if (s == NULL)
+      usage_error ("-p (--port): \"%s\" is not a port number or a known "
+                   "TCP service name", arg);
+    port = ntohs (s->s_port);
+  }
+  snprintf (number, sizeof number, "%u", port);
+  return number;
+}
+
 /* Parse the options.  Returns the index of the plugin name in argv. */
 static int
 parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
@@ -159,6 +189,8 @@ parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
     case 't':
       if (nbdkit_parse_unsigned ("threads", optarg, &config.threads) == -1)
         exit (EXIT_FAILURE);
+      if (config.threads == 0)
+        usage_error ("-t (--threads) must be at least 1");
       break;
     case 'U':
       free (config.unixsocket);
@@ -261,6 +293,8 @@ check_option_conflicts (bool dump_plugin)
                  "-i, -p, --run, -s, -U or --vsock");
   if (config.oldstyle && config.tls != TLS_OFF)
     usage_error ("--tls cannot be used with the oldstyle protocol (-o)");
+  if (config.port && !config.vsock)
+    config.port = parse_port (config.port);
 }
 
 /* -U -: a socket in a new private directory, removed at exit. */
@@ -320,11 +354,11 @@ serve (void)
   else
     socks = bind_tcpip_socket ();
 
+  if (config.run)
+    run_command (&socks);
   server_ready ();
   if (config.listen_stdin)
     connection_start (sockin, sockout, NULL);
-  if (config.run)
-    run_command ();
   serve_loop (&socks);
 
   for (size_t i = 0; i < socks.len; ++i)
@@ -445,7 +479,7 @@ main (int argc, char *argv[])
   if (!connection_threads_wait (5)) {
     /* A plugin call is stuck: unloading under it would crash. */
     remove_private_unix_socket ();
-    exit (captive_exit_status ());
+    exit (EXIT_SUCCESS);
   }
   top->cleanup (top);
   for (struct backend *b = top, *next; b != NULL; b = next) {
@@ -461,5 +495,5 @@ main (int argc, char *argv[])
   control_close ();
   string_vector_reset (&filter_names);
 
-  exit (captive_exit_status ());
+  exit (EXIT_SUCCESS);
 }

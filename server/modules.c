@@ -8,6 +8,8 @@
 #include <config.h>
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,20 @@ open_module (const char *name, const char *type, char **filename_ret)
     filename = rel;
   }
 
+  if (is_short_name (name) && access (filename, F_OK) == -1 &&
+      errno == ENOENT) {
+    bool plugin = strcmp (type, "plugin") == 0;
+    fprintf (stderr, "%s: error: the %s '%s' is not installed here "
+             "(there is no %s).\n"
+             "The installed %ss are the nbdkit-*-%s.so files in %s%s "
+             "(see '%s --dump-config').\n",
+             config.program_name, type, name, filename, type, type,
+             running_in_build_tree () ? BUILDDIR : "",
+             running_in_build_tree () ? (plugin ? "/plugins/*" : "/filters/*")
+             : (plugin ? PLUGINDIR : FILTERDIR),
+             config.program_name);
+    exit (EXIT_FAILURE);
+  }
   dl = dlopen (filename, RTLD_NOW | RTLD_GLOBAL);
   if (dl == NULL) {
     fprintf (stderr, "%s: error: cannot open %s '%s': %s\n",

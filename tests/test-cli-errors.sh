@@ -126,8 +126,23 @@ expect_error "unknown short option" "invalid option|unrecognized|unknown" \
 expect_error "option missing its argument" "requires an argument|missing" \
   "${run[@]}" memory 1M -P
 
-# -t 0 is accepted by upstream nbdkit (0 means the default).
-expect_success "-t 0 is accepted" -U "$sock" --run 'exit 0' -t 0 memory 1M
+# Upstream nbdkit takes -t 0 as the default and -p 99999 as some other
+# port; both are refused here, naming the option.
+expect_error "-t 0" "-t \\(--threads\\) must be at least 1" \
+  "${run[@]}" -t 0 memory 1M
+for p in 0 65536 99999; do
+  expect_error "-p $p" "-p \\(--port\\): $p is not a TCP port number" \
+    -p "$p" memory 1M --run 'exit 0'
+done
+expect_error "-p unknown service" "-p \\(--port\\): \"no-such-service\" is not" \
+  -p no-such-service memory 1M --run 'exit 0'
+
+# A plugin or filter that is not installed: say so and where to look.
+expect_error "plugin not installed" \
+  "the plugin 'nosuchplugin' is not installed here.*--dump-config|the plugin 'nosuchplugin' is not installed here" \
+  "${run[@]}" nosuchplugin
+expect_error "filter not installed" "the filter 'nosuchfilter' is not installed here" \
+  "${run[@]}" --filter=nosuchfilter memory 1M
 
 if [ "$failures" -gt 0 ]; then
   fail "$failures command line check(s) failed"
