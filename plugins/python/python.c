@@ -101,6 +101,19 @@ read_script (const char *filename)
   return text;
 }
 
+/* An exception while loading: the script's own fault, with its
+ * traceback (for a SyntaxError, the line and a caret).
+ */
+static int
+report_load_error (void)
+{
+  CLEANUP_FREE char *text = py_format_exception ();
+
+  nbdkit_error ("%s: error running this script: %s",
+                script, text ? text : "out of memory");
+  return -1;
+}
+
 /* __file__ and sys.argv as if "python3 SCRIPT" had run it. */
 static int
 set_script_names (PyObject *dict)
@@ -112,7 +125,7 @@ set_script_names (PyObject *dict)
       PyDict_SetItemString (dict, "__file__", name) == -1 ||
       (argv = Py_BuildValue ("[O]", name)) == NULL ||
       PySys_SetObject ("argv", argv) == -1)
-    return py_report_exception ("load");
+    return report_load_error ();
   return 0;
 }
 
@@ -172,18 +185,18 @@ load_script (const char *filename)
     return -1;
   code = Py_CompileString (text, filename, Py_file_input);
   if (code == NULL)
-    return py_report_exception ("load");
+    return report_load_error ();
 
   py_main_module = PyImport_AddModule ("__main__");
   if (py_main_module == NULL)
-    return py_report_exception ("load");
+    return report_load_error ();
   Py_INCREF (py_main_module);
   dict = PyModule_GetDict (py_main_module);
   if (set_script_names (dict) == -1)
     return -1;
   result = PyEval_EvalCode (code, dict, dict);
   if (result == NULL)
-    return py_report_exception ("load");
+    return report_load_error ();
   return check_api_version ();
 }
 
