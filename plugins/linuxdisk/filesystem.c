@@ -82,7 +82,7 @@ run_mke2fs (const struct linuxdisk_config *config, const char *path,
   argv[i++] = config->dir;
   argv[i++] = path;
   argv[i] = NULL;
-  return run_command ((char *const *) argv, NULL, report, output);
+  return run_command (NULL, (char *const *) argv, NULL, report, output);
 }
 
 /* Running out of room is the one failure that a bigger size fixes. */

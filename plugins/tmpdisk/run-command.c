@@ -110,8 +110,8 @@ spawn (char *const argv[], char *const extra_env[], int out_fd, pid_t *pid)
 }
 
 int
-run_command (char *const argv[], char *const extra_env[], bool report,
-             char **output)
+run_command (const char *what, char *const argv[], char *const extra_env[],
+             bool report, char **output)
 {
   int fds[2], status;
   pid_t pid;
@@ -145,11 +145,14 @@ run_command (char *const argv[], char *const extra_env[], bool report,
     return 0;
   if (report) {
     const char *msg = output ? *output : text;
+
+    if (what == NULL)
+      what = argv[0];
     if (WIFEXITED (status))
-      nbdkit_error ("%s failed with exit status %d: %s", argv[0],
+      nbdkit_error ("%s failed with exit status %d: %s", what,
                     WEXITSTATUS (status), msg ? msg : "");
     else
-      nbdkit_error ("%s was killed by signal %d: %s", argv[0],
+      nbdkit_error ("%s was killed by signal %d: %s", what,
                     WTERMSIG (status), msg ? msg : "");
   }
   return -1;
