@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The ssh plugin against a private sshd: a remote file read byte for
+# byte, writes (small, unaligned, larger than one SFTP packet, FUA)
+# landing in the remote file, flush, a second connection seeing them;
+# -r refuses writes; create=true with create-size and create-mode
+# replaces a file; config=FILE supplies port, user, key and known hosts.
+source "${srcdir:-$(dirname "$0")}/functions.sh"
+
+requires nbdsh --version
+requires_plugin ssh
+make_tmpdir
+export tmpdir
+source "$srcdir/ssh-server.sh"
+start_sshd
+
+disk=$tmpdir/disk.img
+head -c 1M /dev/urandom > "$disk"
+cp "$disk" "$tmpdir/orig.img"
+
+cat > "$tmpdir/rw.py" <<'PY'
+import errno, os
+K, M = 1024, 1024 * 1024
+assert h.get_size() == M, h.get_size()
+assert not h.is_read_only()
+assert h.can_flush() and h.can_fua() and h.can_multi_conn()
+assert not h.can_trim()
+orig = open(os.environ["tmpdir"] + "/orig.img", "rb").read()
+assert h.pread(M, 0) == orig
+assert h.pread(3, M - 3) == orig[-3:]
+big = bytes((i * 7) % 251 for i in range(300 * K))
+h.pwrite(b"hello", 1)
+h.pwrite(big, 100 * K + 3)
+h.pwrite(b"FUA!", M - 4, nbd.CMD_FLAG_FUA)
+h.flush()
+assert h.pread(5, 1) == b"hello"
+assert h.pread(len(big), 100 * K + 3) == big
+h2 = nbd.NBD()
+h2.connect_uri(uri)
+assert h2.pread(4, M - 4) == b"FUA!"
+PY
+
+# Read and write through one server.
+"$NBDKIT" -U - ssh "${SSH_PARAMS[@]}" "$disk" \
+  --run 'nbdsh -u "$uri" -c "uri = \"$uri\"" -c - < "$tmpdir/rw.py"' ||
+  fail "read/write through the ssh plugin failed"
+
+# The remote file holds exactly the writes.
+python3 - "$tmpdir" <<'PY' || fail "the remote file does not hold the writes"
+import sys
+K, M = 1024, 1024 * 1024
+d = sys.argv[1]
+want = bytearray(open(d + "/orig.img", "rb").read())
+big = bytes((i * 7) % 251 for i in range(300 * K))
+want[1:6] = b"hello"
+want[100 * K + 3:100 * K + 3 + len(big)] = big
+want[M - 4:] = b"FUA!"
+got = open(d + "/disk.img", "rb").read()
+assert got == bytes(want), "mismatch"
+PY
+
+# Read-only: writes are refused, the data is still readable.
+"$NBDKIT" -U - -r ssh "${SSH_PARAMS[@]}" "$disk" --run 'nbdsh -u "$uri" -c "
+import errno
+assert h.is_read_only()
+assert h.pread(5, 1) == b\"hello\"
+try:
+    h.pwrite(b\"x\", 0)
+    assert False
+except nbd.Error as e:
+    assert e.errnum == errno.EPERM, e.errnum
+"' || fail "read-only access failed"
+
+# create=true replaces an existing file with a zeroed one of create-size.
+new=$tmpdir/new.img
+head -c 5000 /dev/urandom > "$new"
+chmod 0666 "$new"
+"$NBDKIT" -U - ssh "${SSH_PARAMS[@]}" "$new" create=true create-size=128k \
+  create-mode=0640 --run 'nbdsh -u "$uri" -c "
+assert h.get_size() == 131072, h.get_size()
+assert h.pread(131072, 0) == bytes(131072)
+h.pwrite(b\"new\", 131069)
+h.flush()
+h2 = nbd.NBD()
+h2.connect_uri(\"$uri\")
+assert h2.pread(3, 131069) == b\"new\"
+"' || fail "create=true failed"
+[ "$(stat -c %s:%a "$new")" = 131072:640 ] ||
+  fail "created file has size:mode $(stat -c %s:%a "$new"), not 131072:640"
+[ "$(tail -c 3 "$new")" = new ] || fail "created file lacks the write"
+
+# config=FILE gives the port, user, identity and known hosts file.
+cat > "$tmpdir/ssh_config" <<EOF
+Port $SSHD_PORT
+User root
+IdentityFile $tmpdir/user_key
+UserKnownHostsFile $tmpdir/known_hosts
+EOF
+size=$("$NBDKIT" -U - ssh host=127.0.0.1 config="$tmpdir/ssh_config" \
+         "$disk" --run 'nbdinfo --size "$uri"') ||
+  fail "config=FILE did not connect"
+[ "$size" = 1048576 ] || fail "config=FILE: size $size"
