@@ -12,7 +12,7 @@ packages=(
   meson ninja-build gcc clang pkg-config perl
   libgnutls28-dev libsystemd-dev libjson-c-dev libnbd-dev
   liblzma-dev zlib1g-dev libglib2.0-dev libclang-rt-14-dev libselinux1-dev
-  libcurl4-gnutls-dev libssh-dev libext2fs-dev python3-dev
+  libcurl4-gnutls-dev libssh-dev libext2fs-dev python3-dev libzstd-dev
   # Real peers used by the tests and benchmarks.
   libnbd-bin python3-libnbd nbdkit nbdkit-plugin-dev nbdkit-plugin-python
   qemu-utils

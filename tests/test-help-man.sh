@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # For every plugin and filter in the tree: each key=... its --help lists
+# (not counting sub-parameters written after a comma, as in
+# allocator=malloc,mlock=true)
 # is documented as =item B<key=...> (or [B<key=>] for a magic key) in its
 # man page and vice versa, the man page has the standard sections in
 # order, and podchecker is clean.
@@ -21,7 +23,8 @@ help_keys ()
         on && /^$/ { exit }
         on && /^plugin:/ { exit }
         on { print }' |
-    { grep -o '\b[a-z][a-z0-9-]*=' || true; } | sort -u
+    { grep -oE '(^|[^,])\b[a-z][a-z0-9-]*=' || true; } |
+    sed -E 's/^[^a-z]//' | sort -u
 }
 
 checked=0

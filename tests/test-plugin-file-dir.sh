@@ -72,3 +72,9 @@ status=0
 "$NBDKIT" -U - file "$d" --run 'exit 0' 2>"$tmpdir/err" || status=$?
 [ $status -eq 1 ] || fail "file=DIR: exit status $status, expected 1"
 grep -q "dir=" "$tmpdir/err" || fail "file=DIR: message does not suggest dir="
+
+# directory= is another name for dir= (as in upstream nbdkit).
+"$NBDKIT" -U - file directory="$d" --run 'nbdinfo --list --json "$uri"' \
+  >"$tmpdir/list.json" || fail "directory=: nbdinfo --list failed"
+grep -q '"export-name"' "$tmpdir/list.json" ||
+  fail "directory=: no exports listed: $(cat "$tmpdir/list.json")"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * nbdkit-data-plugin: a small disk given on the command line, as the data
- * format (format.c), base64 or raw bytes.  The disk lives in a sparse
- * array in memory; writes are kept until nbdkit exits.
+ * format (format.c), base64 or raw bytes.  The disk lives in memory
+ * (allocator=, allocator.h); writes are kept until nbdkit exits.
  */
 
 #include <config.h>
@@ -20,7 +20,7 @@
 #include "base64.h"
 #include "cleanup.h"
 #include "format.h"
-#include "sparse.h"
+#include "allocator.h"
 #include "vector.h"
 
 /* data=, raw= or base64=: exactly one must appear, once. */
@@ -43,7 +43,10 @@ DEFINE_VECTOR_TYPE (variable_vector, struct variable)
 static variable_vector variables = empty_vector;
 
 /* The disk, built by data_config_complete. */
-static struct sparse_array *disk;
+static struct allocator *disk;
+
+/* allocator=..., checked in config. */
+static const char *allocator_spec = "sparse";
 static int64_t disk_size;
 
 static void
@@ -56,7 +59,7 @@ data_unload (void)
   variable_vector_reset (&variables);
   free (contents);
   if (disk)
-    sparse_array_free (disk);
+    allocator_free (disk);
 }
 
 static void
@@ -87,12 +90,9 @@ data_config (const char *key, const char *value)
       return -1;
   }
   else if (strcmp (key, "allocator") == 0) {
-    /* Accepted for command-line compatibility; storage is always sparse. */
-    if (strcmp (value, "sparse") != 0) {
-      nbdkit_error ("allocator=%s is not supported: this data plugin only "
-                    "has allocator=sparse", value);
+    if (allocator_check (value) == -1)
       return -1;
-    }
+    allocator_spec = value;
   }
   else {
     struct variable var = { .key = strdup (key), .value = strdup (value) };
@@ -126,10 +126,8 @@ store_bytes (const unsigned char *buf, size_t len)
   for (done = 0; done < len; ) {
     uint32_t n = len - done > (1 << 30) ? (1 << 30) : len - done;
 
-    if (sparse_array_write (disk, buf + done, n, done) == -1) {
-      nbdkit_error ("storing %" PRIu32 " bytes: %m", n);
+    if (allocator_write (disk, buf + done, n, done) == -1)
       return -1;
-    }
     done += n;
   }
   disk_size = len;
@@ -147,11 +145,9 @@ data_config_complete (void)
     return -1;
   }
 
-  disk = sparse_array_new ();
-  if (disk == NULL) {
-    nbdkit_error ("sparse_array_new: %m");
+  disk = allocator_create (allocator_spec);
+  if (disk == NULL)
     return -1;
-  }
 
   switch (contents_kind) {
   case CONTENTS_DATA:
@@ -184,8 +180,10 @@ data_config_complete (void)
 
   if (requested_size >= 0)
     disk_size = requested_size;
+  if (allocator_set_size (disk, disk_size) == -1)
+    return -1;
   nbdkit_debug ("data: disk size %" PRIi64 ", %" PRIu64 " bytes allocated",
-                disk_size, sparse_array_allocated (disk));
+                disk_size, allocator_allocated (disk));
   return 0;
 }
 
@@ -194,7 +192,8 @@ data_config_complete (void)
   "raw=<BYTES>            the disk contents as literal bytes, or\n" \
   "base64=<BASE64>        the disk contents encoded in base64.\n" \
   "size=<SIZE>            Truncate or extend the disk to this size.\n" \
-  "allocator=sparse       How the disk is stored (only sparse)."
+  "allocator=sparse|malloc[,mlock=true]|zstd\n" \
+  "                       How the disk is stored (default sparse)."
 
 static void *
 data_open (int readonly)
@@ -239,16 +238,14 @@ static int
 data_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
             uint32_t flags)
 {
-  sparse_array_read (disk, buf, count, offset);
-  return 0;
+  return allocator_read (disk, buf, count, offset);
 }
 
 static int
 data_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
              uint32_t flags)
 {
-  if (sparse_array_write (disk, buf, count, offset) == -1) {
-    nbdkit_error ("write: %m");
+  if (allocator_write (disk, buf, count, offset) == -1) {
     nbdkit_set_error (errno);
     return -1;
   }
@@ -265,22 +262,20 @@ data_flush (void *handle, uint32_t flags)
 static int
 data_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  sparse_array_zero (disk, count, offset);
-  return 0;
+  return allocator_zero (disk, count, offset);
 }
 
 static int
 data_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  sparse_array_zero (disk, count, offset);
-  return 0;
+  return allocator_zero (disk, count, offset);
 }
 
 static int
 data_extents (void *handle, uint32_t count, uint64_t offset, uint32_t flags,
               struct nbdkit_extents *extents)
 {
-  return sparse_array_extents (disk, count, offset, extents);
+  return allocator_extents (disk, count, offset, extents);
 }
 
 /* The data is already in memory: there is nothing to prefetch. */

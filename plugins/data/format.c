@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * The grammar of the data format and its evaluation.  One pass over the
  * text turns each scope ("( ... )", a $VAR, the whole string) into a
- * layout value, which value.c then writes into the sparse array.
+ * layout value, which value.c then writes into the disk (allocator.h).
  */
 
 #include <config.h>
@@ -431,7 +431,7 @@ parse_scope (struct evaluator *ev, struct source *src,
 
 int64_t
 data_format_store (const char *text, data_variable_fn variable,
-                   struct sparse_array *sa)
+                   struct allocator *sa)
 {
   struct evaluator ev = { .arena = { empty_vector }, .variable = variable };
   struct source src = { .text = text, .pos = 0, .origin = "data" };

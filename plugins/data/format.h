@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-struct sparse_array;
+struct allocator;
 
 /* Returns the text of $NAME, or NULL if there is no such variable. */
 typedef const char *(*data_variable_fn) (const char *name);
@@ -19,6 +19,6 @@ typedef const char *(*data_variable_fn) (const char *name);
  * or -1 after nbdkit_error naming the position of the problem.
  */
 extern int64_t data_format_store (const char *text, data_variable_fn variable,
-                                  struct sparse_array *sa);
+                                  struct allocator *sa);
 
 #endif /* NBDKIT_DATA_FORMAT_H */

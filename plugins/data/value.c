@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * Building data-format values and writing them into the sparse array.
+ * Building data-format values and writing them into the disk (allocator.h).
  * Values are trees (layouts of placements, repeats, slices) whose leaves
  * are byte buffers and byte fills; writing walks only the needed ranges.
  */
@@ -17,7 +17,7 @@
 #include <nbdkit-plugin.h>
 
 #include "cleanup.h"
-#include "sparse.h"
+#include "allocator.h"
 #include "utils.h"
 #include "value.h"
 
@@ -26,7 +26,7 @@
  */
 #define FLATTEN_MAX (64 * 1024)
 
-/* sparse_array_write takes a 32-bit count. */
+/* allocator_write takes a 32-bit count. */
 #define WRITE_CHUNK ((uint64_t) 1 << 30)
 
 /* Written data is checked for zeroes in pieces of this size. */
@@ -204,11 +204,11 @@ layout_place (struct value_arena *arena, struct value *layout,
   return 0;
 }
 
-/* Where value bytes go: the disk's sparse array, or a memory buffer when
+/* Where value bytes go: the disk's allocator, or a memory buffer when
  * flattening a value that is about to be repeated.
  */
 struct sink {
-  struct sparse_array *sa;
+  struct allocator *sa;
   unsigned char *mem;
 };
 
@@ -220,14 +220,9 @@ sink_fill (struct sink *sink, int c, uint64_t len, uint64_t offset)
     return 0;
   }
   if (c == 0) {
-    sparse_array_zero (sink->sa, len, offset);
-    return 0;
+    return allocator_zero (sink->sa, len, offset);
   }
-  if (sparse_array_fill (sink->sa, c, len, offset) == -1) {
-    nbdkit_error ("data: storing %" PRIu64 " bytes: %m", len);
-    return -1;
-  }
-  return 0;
+  return allocator_fill (sink->sa, c, len, offset);
 }
 
 /* Write LEN bytes from BUF.  Where DEST_IS_ZERO says the destination
@@ -256,13 +251,11 @@ sink_write (struct sink *sink, const unsigned char *buf,
       n += m;
     }
     if (zero) {
-      if (!dest_is_zero)
-        sparse_array_zero (sink->sa, n, offset);
+      if (!dest_is_zero && allocator_zero (sink->sa, n, offset) == -1)
+        return -1;
     }
-    else if (sparse_array_write (sink->sa, buf, n, offset) == -1) {
-      nbdkit_error ("data: storing %" PRIu64 " bytes: %m", n);
+    else if (allocator_write (sink->sa, buf, n, offset) == -1)
       return -1;
-    }
     buf += n;
     offset += n;
     len -= n;
@@ -395,7 +388,7 @@ write_range (struct value *v, struct sink *sink, uint64_t dest,
 }
 
 int
-value_store (struct value *v, struct sparse_array *sa)
+value_store (struct value *v, struct allocator *sa)
 {
   struct sink sink = { .sa = sa, .mem = NULL };
 

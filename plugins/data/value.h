@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * The values a data-format expression evaluates to.  Repetition and
  * slicing stay symbolic, so "0*1T" or "( ... )*1000000" cost no memory
- * until the value is written into the disk's sparse array.
+ * until the value is written into the disk (allocator.h).
  */
 
 #ifndef NBDKIT_DATA_VALUE_H
@@ -12,7 +12,7 @@
 
 #include "vector.h"
 
-struct sparse_array;
+struct allocator;
 
 /* The largest disk (and so the largest value) NBD can describe. */
 #define VALUE_MAX_SIZE ((uint64_t) INT64_MAX)
@@ -82,6 +82,6 @@ extern int layout_place (struct value_arena *arena, struct value *layout,
                          uint64_t offset, struct value *v);
 
 /* Write the whole of V into SA at offset 0.  SA must be empty. */
-extern int value_store (struct value *v, struct sparse_array *sa);
+extern int value_store (struct value *v, struct allocator *sa);
 
 #endif /* NBDKIT_DATA_VALUE_H */

@@ -53,7 +53,7 @@ file_config (const char *key, const char *value)
     if (filename == NULL)
       return -1;
   }
-  else if (strcmp (key, "dir") == 0) {
+  else if (strcmp (key, "dir") == 0 || strcmp (key, "directory") == 0) {
     free (directory);
     directory = nbdkit_realpath (value);
     if (directory == NULL)
@@ -130,7 +130,8 @@ file_config_complete (void)
 
 #define file_config_help \
   "[file=]<FILENAME>      The file or block device to serve.\n" \
-  "dir=<DIRNAME>          Serve every file in this directory as an export.\n" \
+  "dir=<DIRNAME>          Serve every file in this directory as an export\n" \
+  "                       (directory=<DIRNAME> is the same).\n" \
   "cache=default|none     Whether served data stays in the page cache.\n" \
   "fadvise=normal|random|sequential\n" \
   "                       Access pattern hinted to the kernel."

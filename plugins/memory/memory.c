@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * The memory plugin: a RAM disk of any size up to 2^63-1 bytes, stored
- * in a sparse array so that only written pages use memory.  The disk is
- * shared by all connections and lost when nbdkit exits.
+ * by default in a sparse array so that only written pages use memory
+ * (allocator=malloc and allocator=zstd are the alternatives, see
+ * allocator.h).  The disk is shared by all connections and lost when
+ * nbdkit exits.
  */
 
 #include <config.h>
@@ -14,36 +16,16 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
-#include "sparse.h"
+#include "allocator.h"
 
 /* Virtual size of the disk, or -1 until size= is seen. */
 static int64_t size = -1;
 
+/* allocator=..., checked in config and used in get_ready. */
+static const char *allocator_spec = "sparse";
+
 /* The disk contents, created in get_ready. */
-static struct sparse_array *sa;
-
-/* allocator=TYPE[,PARAMS]: only the sparse allocator is built. */
-static int
-memory_config_allocator (const char *value)
-{
-  size_t len = strcspn (value, ",");
-
-  if (strncmp (value, "sparse", len) == 0 && len == strlen ("sparse")) {
-    if (value[len] != '\0') {
-      nbdkit_error ("allocator=sparse does not take extra parameters");
-      return -1;
-    }
-    return 0;
-  }
-  if ((len == strlen ("malloc") && strncmp (value, "malloc", len) == 0) ||
-      (len == strlen ("zstd") && strncmp (value, "zstd", len) == 0)) {
-    nbdkit_error ("allocator \"%.*s\" is not supported by this nbdkit, "
-                  "use allocator=sparse", (int) len, value);
-    return -1;
-  }
-  nbdkit_error ("unknown allocator \"%s\"", value);
-  return -1;
-}
+static struct allocator *disk;
 
 static int
 memory_config (const char *key, const char *value)
@@ -53,8 +35,11 @@ memory_config (const char *key, const char *value)
     if (size == -1)
       return -1;
   }
-  else if (strcmp (key, "allocator") == 0)
-    return memory_config_allocator (value);
+  else if (strcmp (key, "allocator") == 0) {
+    if (allocator_check (value) == -1)
+      return -1;
+    allocator_spec = value;
+  }
   else {
     nbdkit_error ("unknown parameter '%s'", key);
     return -1;
@@ -74,23 +59,22 @@ memory_config_complete (void)
 
 #define memory_config_help \
   "[size=]<SIZE>          (required) Size of the RAM disk.\n" \
-  "allocator=sparse       Allocation strategy (only sparse is available)."
+  "allocator=sparse|malloc[,mlock=true]|zstd\n" \
+  "                       How the disk is stored (default sparse)."
 
 static int
 memory_get_ready (void)
 {
-  sa = sparse_array_new ();
-  if (sa == NULL) {
-    nbdkit_error ("sparse_array_new: %m");
+  disk = allocator_create (allocator_spec);
+  if (disk == NULL || allocator_set_size (disk, size) == -1)
     return -1;
-  }
   return 0;
 }
 
 static void
 memory_unload (void)
 {
-  sparse_array_free (sa);
+  allocator_free (disk);
 }
 
 static void *
@@ -138,19 +122,14 @@ static int
 memory_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
               uint32_t flags)
 {
-  sparse_array_read (sa, buf, count, offset);
-  return 0;
+  return allocator_read (disk, buf, count, offset);
 }
 
 static int
 memory_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
                uint32_t flags)
 {
-  if (sparse_array_write (sa, buf, count, offset) == -1) {
-    nbdkit_error ("pwrite: cannot allocate memory for the disk: %m");
-    return -1;
-  }
-  return 0;
+  return allocator_write (disk, buf, count, offset);
 }
 
 /* Writes are complete when they return, so flush and FUA need nothing. */
@@ -163,22 +142,20 @@ memory_flush (void *handle, uint32_t flags)
 static int
 memory_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  sparse_array_zero (sa, count, offset);
-  return 0;
+  return allocator_zero (disk, count, offset);
 }
 
 static int
 memory_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  sparse_array_zero (sa, count, offset);
-  return 0;
+  return allocator_zero (disk, count, offset);
 }
 
 static int
 memory_extents (void *handle, uint32_t count, uint64_t offset,
                 uint32_t flags, struct nbdkit_extents *extents)
 {
-  return sparse_array_extents (sa, count, offset, extents);
+  return allocator_extents (disk, count, offset, extents);
 }
 
 static int
