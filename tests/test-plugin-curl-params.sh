@@ -38,6 +38,10 @@ expect_error "cookie=b=2: cookie= can be given only once" \
   "$u" cookie=a=1 cookie=b=2
 expect_error "$tmpdir/missing" "$u" user=alice password=+"$tmpdir/missing"
 expect_error "header=X-A: 1" "$u" header=$'X-A: 1\r\nX-B: 2'
+expect_error "header-script= cannot be used with header=" \
+  "$u" header='X-A: 1' header-script='echo X-B: 2'
+expect_error "cookie-script-renew=5 needs cookie-script=" \
+  "$u" cookie-script-renew=5
 expect_error "unknown parameter 'colour'" "$u" colour=blue
 
 # Secrets from files are accepted (and never echoed).
@@ -49,7 +53,8 @@ printf 'secret\n' > "$tmpdir/pw"
 # --help lists the parameters; the thread model is parallel.
 "$NBDKIT" curl --help > "$tmpdir/help" || fail "curl --help failed"
 for key in url user password cookie cookiefile cookiejar header user-agent \
-           followlocation protocols proxy proxy-user proxy-password \
+           header-script header-script-renew cookie-script \
+           cookie-script-renew followlocation protocols proxy proxy-user proxy-password \
            sslverify cainfo capath ssl-version ssl-cipher-list \
            tls13-ciphers tcp-keepalive tcp-nodelay timeout \
            unix-socket-path connections; do

@@ -173,6 +173,15 @@ set_connections (const char *value)
   return 0;
 }
 
+/* header-script-renew=, cookie-script-renew=: seconds, 0 for never. */
+static int
+set_renew (unsigned *field, const char *key, const char *value)
+{
+  if (nbdkit_parse_unsigned (key, value, field) == -1)
+    return -1;
+  return 0;
+}
+
 static int
 add_header (const char *value)
 {
@@ -208,6 +217,8 @@ static const struct {
   { "ssl-cipher-list", &config.ssl_cipher_list },
   { "tls13-ciphers", &config.tls13_ciphers },
   { "unix-socket-path", &config.unix_socket_path },
+  { "header-script", &config.header_script },
+  { "cookie-script", &config.cookie_script },
 };
 
 static const struct {
@@ -246,6 +257,10 @@ curl_config_key (const char *key, const char *value)
   }
   if (strcmp (key, "header") == 0)
     return add_header (value);
+  if (strcmp (key, "header-script-renew") == 0)
+    return set_renew (&config.header_script_renew, key, value);
+  if (strcmp (key, "cookie-script-renew") == 0)
+    return set_renew (&config.cookie_script_renew, key, value);
   if (strcmp (key, "protocols") == 0)
     return set_protocols (value);
   if (strcmp (key, "ssl-version") == 0)
@@ -289,6 +304,31 @@ check_url (void)
   return 0;
 }
 
+/* The scripts replace header= and cookie=, and renewing needs a script. */
+static int
+check_scripts (void)
+{
+  if (config.header_script && config.headers) {
+    nbdkit_error ("header-script= cannot be used with header=");
+    return -1;
+  }
+  if (config.cookie_script && config.cookie) {
+    nbdkit_error ("cookie-script= cannot be used with cookie=");
+    return -1;
+  }
+  if (config.header_script_renew > 0 && config.header_script == NULL) {
+    nbdkit_error ("header-script-renew=%u needs header-script=",
+                  config.header_script_renew);
+    return -1;
+  }
+  if (config.cookie_script_renew > 0 && config.cookie_script == NULL) {
+    nbdkit_error ("cookie-script-renew=%u needs cookie-script=",
+                  config.cookie_script_renew);
+    return -1;
+  }
+  return 0;
+}
+
 int
 curl_config_check (void)
 {
@@ -299,6 +339,8 @@ curl_config_check (void)
     return -1;
   }
   if (check_url () == -1)
+    return -1;
+  if (check_scripts () == -1)
     return -1;
   if (config.password != NULL && config.user == NULL)
     nbdkit_debug ("password= without user=: the user must be in the URL");

@@ -23,6 +23,10 @@ struct curl_config {
   char *cookiefile;             /* cookiefile= ("" enables cookies) */
   char *cookiejar;              /* cookiejar= */
   struct curl_slist *headers;   /* header= (repeatable) */
+  char *header_script;          /* header-script= */
+  unsigned header_script_renew; /* header-script-renew= seconds, 0 never */
+  char *cookie_script;          /* cookie-script= */
+  unsigned cookie_script_renew; /* cookie-script-renew= seconds, 0 never */
   char *user_agent;             /* user-agent= */
   char *protocols;              /* protocols=, checked, for *_PROTOCOLS_STR */
   char *proxy;                  /* proxy= */
@@ -47,6 +51,8 @@ extern struct curl_config config;
 
 /* -D curl.verbose=1: libcurl's own tracing (CURLOPT_VERBOSE) to stderr. */
 extern int curl_debug_verbose;
+/* -D curl.scripts=1: log what header-script and cookie-script print. */
+extern int curl_debug_scripts;
 
 /* config.c */
 extern int curl_config_key (const char *key, const char *value);
@@ -60,6 +66,10 @@ extern void curl_config_free (void);
   "cookiefile=<FILENAME>     Enable cookies, reading them from a file.\n" \
   "cookiejar=<FILENAME>      Enable cookies, saved to the file at exit.\n" \
   "header=<HEADER>           Add or remove an HTTP/HTTPS header.\n" \
+  "header-script=<SCRIPT>    Script printing the HTTP/HTTPS headers.\n" \
+  "header-script-renew=<SECS> Rerun header-script after SECS seconds.\n" \
+  "cookie-script=<SCRIPT>    Script printing the HTTP/HTTPS cookie.\n" \
+  "cookie-script-renew=<SECS> Rerun cookie-script after SECS seconds.\n" \
   "user-agent=<USER-AGENT>   Send this User-Agent for HTTP/HTTPS.\n" \
   "followlocation=false      Do not follow redirects.\n" \
   "protocols=PROTO,PROTO,..  Limit the protocols allowed.\n" \
@@ -93,6 +103,7 @@ struct curl_handle {
   bool accept_ranges;           /* "Accept-Ranges: bytes" seen */
   int64_t range_start;          /* Content-Range start, or -1 */
   int64_t range_total;          /* Content-Range total, or -1 */
+  unsigned generation;          /* script results applied (scripts.c) */
 };
 
 extern struct curl_handle *pool_new_handle (void);
@@ -100,6 +111,16 @@ extern void pool_free_handle (struct curl_handle *h);
 extern struct curl_handle *pool_get (void);
 extern void pool_put (struct curl_handle *h);
 extern void pool_unload (void);
+
+/* scripts.c: around each request on a pool handle (after pool_get):
+ * reruns header-script/cookie-script when due and applies their latest
+ * results to H.  Between begin and end, scripts_headers () is the
+ * header list in force.
+ */
+extern int scripts_begin_request (struct curl_handle *h);
+extern void scripts_end_request (void);
+extern struct curl_slist *scripts_headers (void);
+extern void scripts_unload (void);
 
 /* request.c: each returns -1 after nbdkit_error, with *err set. */
 extern int request_size (struct curl_handle *h, int64_t *size);

@@ -17,6 +17,7 @@
 #include "curl-internal.h"
 
 NBDKIT_DLL_PUBLIC int curl_debug_verbose = 0;
+NBDKIT_DLL_PUBLIC int curl_debug_scripts = 0;
 
 /* curl_global_init's result, reported by config_complete (load cannot
  * fail).
@@ -38,6 +39,7 @@ static void
 curlplug_unload (void)
 {
   pool_unload ();
+  scripts_unload ();
   curl_config_free ();
   if (global_init_rc == CURLE_OK)
     curl_global_cleanup ();
@@ -59,6 +61,30 @@ curlplug_config_complete (void)
   return curl_config_check ();
 }
 
+/* A pool handle with the scripts' latest headers and cookie applied;
+ * give it back with put_handle.
+ */
+static struct curl_handle *
+get_handle (void)
+{
+  struct curl_handle *h = pool_get ();
+
+  if (h == NULL)
+    return NULL;
+  if (scripts_begin_request (h) == -1) {
+    pool_put (h);
+    return NULL;
+  }
+  return h;
+}
+
+static void
+put_handle (struct curl_handle *h)
+{
+  scripts_end_request ();
+  pool_put (h);
+}
+
 /* The size is probed per connection: the remote file may change. */
 static void *
 curlplug_open (int readonly)
@@ -72,13 +98,13 @@ curlplug_open (int readonly)
     nbdkit_error ("malloc: %m");
     return NULL;
   }
-  h = pool_get ();
+  h = get_handle ();
   if (h == NULL) {
     free (conn);
     return NULL;
   }
   r = request_size (h, &conn->size);
-  pool_put (h);
+  put_handle (h);
   if (r == -1) {
     free (conn);
     return NULL;
@@ -129,13 +155,13 @@ curlplug_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   struct curl_handle *h;
   int r, err;
 
-  h = pool_get ();
+  h = get_handle ();
   if (h == NULL) {
-    nbdkit_set_error (ENOMEM);
+    nbdkit_set_error (EIO);
     return -1;
   }
   r = request_read (h, buf, count, offset, &err);
-  pool_put (h);
+  put_handle (h);
   if (r == -1)
     nbdkit_set_error (err);
   return r;
@@ -149,13 +175,13 @@ curlplug_pwrite (void *handle, const void *buf, uint32_t count,
   struct curl_handle *h;
   int r, err;
 
-  h = pool_get ();
+  h = get_handle ();
   if (h == NULL) {
-    nbdkit_set_error (ENOMEM);
+    nbdkit_set_error (EIO);
     return -1;
   }
   r = request_write (h, buf, count, offset, conn->size, &err);
-  pool_put (h);
+  put_handle (h);
   if (r == -1)
     nbdkit_set_error (err);
   return r;

@@ -274,7 +274,7 @@ write_headers (uint32_t count, uint64_t offset, int64_t size)
   snprintf (line, sizeof line,
             "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRId64,
             offset, offset + count - 1, size);
-  for (p = config.headers; p != NULL; p = p->next) {
+  for (p = scripts_headers (); p != NULL; p = p->next) {
     next = curl_slist_append (list, p->data);
     if (next == NULL)
       goto fail;
@@ -316,7 +316,7 @@ request_write (struct curl_handle *h, const void *buf, uint32_t count,
   curl_easy_setopt (h->c, CURLOPT_INFILESIZE_LARGE, (curl_off_t) count);
   curl_easy_setopt (h->c, CURLOPT_HTTPHEADER, headers);
   rc = perform (h, NULL, 0);
-  curl_easy_setopt (h->c, CURLOPT_HTTPHEADER, config.headers);
+  curl_easy_setopt (h->c, CURLOPT_HTTPHEADER, scripts_headers ());
   curl_easy_setopt (h->c, CURLOPT_UPLOAD, 0L);
   curl_slist_free_all (headers);
   h->wbuf = NULL;
