@@ -16,7 +16,8 @@
 #                      then closes the connection
 #   /flaky/disk        the first GET of each offset is dropped like /drop
 #   /readonly/disk     PUT is 403
-# Anything else is 404.  The chosen ports ("HTTP HTTPS", HTTPS 0 without
+# Anything else is 404.  With --unix PATH the same is served over HTTP on
+# that Unix socket too.  The chosen ports ("HTTP HTTPS", HTTPS 0 without
 # --cert) are written to --port-file once both listeners are ready.
 # Every request is logged as one JSON line to --log.
 
@@ -45,7 +46,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_request_json(self):
         entry = {"method": self.command, "path": self.path,
-                 "client": "%s:%d" % self.client_address[:2],
+                 "client": ("%s:%d" % self.client_address[:2]
+                            if isinstance(self.client_address, tuple)
+                            else "unix"),
                  "tls": isinstance(self.connection, ssl.SSLSocket),
                  "headers": {k.lower(): v for k, v in self.headers.items()}}
         with lock:
@@ -185,6 +188,10 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
 def main():
     global opts, disk
     p = argparse.ArgumentParser()
@@ -193,6 +200,7 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--cert")
     p.add_argument("--key")
+    p.add_argument("--unix", help="also listen on this Unix socket (HTTP)")
     p.add_argument("--user", default="alice")
     p.add_argument("--password", default="secret")
     p.add_argument("--cookie", default="session=abc123")
@@ -208,9 +216,12 @@ def main():
         ctx.load_cert_chain(opts.cert, opts.key)
         tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
         servers.append(tls)
+    if opts.unix:
+        servers.append(UnixServer(opts.unix, Handler))
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    ports = [s.server_address[1] for s in servers] + [0]
+    ports = [s.server_address[1] for s in servers
+             if isinstance(s.server_address, tuple)] + [0]
     tmp = opts.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d %d\n" % (ports[0], ports[1]))

@@ -3,7 +3,8 @@
 # The curl plugin over HTTP against tests/curl_server.py: the data read
 # through nbdsh, nbdcopy and qemu-img equals the file, also through a
 # redirect, Basic authentication, a cookie (given, or set by a redirect
-# with cookiefile=); header= and user-agent= reach the server.  Debian's
+# with cookiefile=), over a Unix socket; header= and user-agent= reach
+# the server.  Debian's
 # nbdkit 1.32, when installed, reads the same bytes from the same server.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 requires_plugin curl
@@ -11,7 +12,7 @@ requires nbdcopy --version
 requires nbdsh --version
 make_tmpdir
 source "$srcdir/curl-functions.sh"
-start_curl_server
+start_curl_server --unix "$tmpdir/http.sock"
 
 # copy_ok NBDKIT NAME ARGS...: nbdcopy through NBDKIT curl ARGS reads
 # exactly disk.img.
@@ -29,6 +30,9 @@ copy_ok "$NBDKIT" redirect "$url/redirect/disk"
 copy_ok "$NBDKIT" auth "$url/auth/disk" user=alice password=+<(echo secret)
 copy_ok "$NBDKIT" cookie "$url/cookie/disk" cookie='other=1; session=abc123'
 copy_ok "$NBDKIT" cookiefile "$url/setcookie/disk" cookiefile=
+copy_ok "$NBDKIT" unix-socket-path http://localhost/disk \
+  unix-socket-path="$tmpdir/http.sock"
+grep -q '"client": "unix"' "$server_log" || fail "nothing came over the Unix socket"
 
 # nbdsh: size, flags, reads at odd offsets and lengths, and the headers
 # the server saw for them.
