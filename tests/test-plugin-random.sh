@@ -17,12 +17,10 @@ copy ()
   "$NBDKIT" -U - random "$@" --run 'nbdcopy "$uri" "$tmpdir/out"' ||
     fail "nbdcopy of random $* failed"
 }
-copy 1M seed=1;  mv "$tmpdir/out" "$tmpdir/a"
-copy size=1M seed=1; mv "$tmpdir/out" "$tmpdir/b"
+copy size=1M seed=1; mv "$tmpdir/out" "$tmpdir/a"
 copy 1M seed=2;  mv "$tmpdir/out" "$tmpdir/c"
 copy 1M;         mv "$tmpdir/out" "$tmpdir/d"
 [ "$(stat -c %s "$tmpdir/a")" = 1048576 ] || fail "wrong size"
-cmp -s "$tmpdir/a" "$tmpdir/b" || fail "the same seed gave different data"
 cmp -s "$tmpdir/a" "$tmpdir/c" && fail "seeds 1 and 2 gave the same data"
 cmp -s "$tmpdir/a" "$tmpdir/d" && fail "no seed gave seed 1's data"
 # Random data does not compress.
@@ -34,6 +32,8 @@ fi
 "$NBDKIT" -U - random 1M seed=1 --run 'nbdsh -u "$uri" -c "
 import errno
 data = open(\"$tmpdir/a\", \"rb\").read()
+# The same seed in another run gives the same data.
+assert h.pread(1048576, 0) == data
 # Unaligned reads agree with the whole.
 for off, n in ((0, 1), (3, 13), (4095, 4099), (1048576 - 7, 7)):
     assert h.pread(n, off) == data[off:off + n], (off, n)
