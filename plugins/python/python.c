@@ -47,22 +47,55 @@ python_load (void)
     nbdkit_error ("python: could not register the nbdkit module");
     return;
   }
+#ifdef __SANITIZE_ADDRESS__
+  /* Python's own allocator keeps objects in arenas the leak checker
+   * does not scan, so everything they point to would look leaked.
+   */
+  PyPreConfig preconfig;
+  PyPreConfig_InitPythonConfig (&preconfig);
+  preconfig.allocator = PYMEM_ALLOCATOR_MALLOC;
+  preconfig.coerce_c_locale = 0;
+  preconfig.coerce_c_locale_warn = 0;
+  if (PyStatus_Exception (Py_PreInitialize (&preconfig))) {
+    nbdkit_error ("python: could not pre-initialize the interpreter");
+    return;
+  }
+#endif
   /* 0: nbdkit, not Python, handles the signals. */
   Py_InitializeEx (0);
   main_thread_state = PyEval_SaveThread ();
 }
 
+/* At exit: what a Python program does when it ends (atexit handlers,
+ * flushing sys.stdout and sys.stderr), but the interpreter is not
+ * finalized.  Finalizing would wait for threads the script left running
+ * and frees memory the process is about to lose anyway.  The GIL stays
+ * held, so no other thread runs Python from here on.
+ */
 static void
 python_unload (void)
 {
-  if (main_thread_state) {
-    PyEval_RestoreThread (main_thread_state);
-    Py_CLEAR (py_main_module);
-    Py_FinalizeEx ();
-    main_thread_state = NULL;
+  static const char *const streams[] = { "stdout", "stderr" };
+  PyObject *atexit_module;
+  size_t i;
+
+  if (main_thread_state == NULL)
+    return;
+  PyEval_RestoreThread (main_thread_state);
+  main_thread_state = NULL;
+  if (script) {
+    atexit_module = PyImport_ImportModule ("atexit");
+    if (atexit_module)
+      Py_XDECREF (PyObject_CallMethod (atexit_module, "_run_exitfuncs", NULL));
+    Py_XDECREF (atexit_module);
+    PyErr_Clear ();
   }
-  free ((char *) script);
-  script = NULL;
+  for (i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+    PyObject *stream = PySys_GetObject (streams[i]);
+    if (stream)
+      Py_XDECREF (PyObject_CallMethod (stream, "flush", NULL));
+    PyErr_Clear ();
+  }
 }
 
 /* The whole script as a string (Python compiles text, not a FILE). */
