@@ -28,7 +28,8 @@ done
 check_partition ()
 {
   local image=$1 n=$2 file=$3 line start sectors size
-  line=$(sfdisk -d "$image" | grep "^$image$n :") ||
+  [ -s "$image.dump" ] || sfdisk -d "$image" >"$image.dump"
+  line=$(grep "^$image$n :" "$image.dump") ||
     fail "$image has no partition $n"
   start=$(echo "$line" | sed 's/.*start= *\([0-9]*\).*/\1/')
   sectors=$(echo "$line" | sed 's/.*size= *\([0-9]*\).*/\1/')

@@ -86,7 +86,7 @@ partitioning_config (const char *key, const char *value)
   if (strcmp (key, "file") == 0)
     return config_file (value);
   else if (strcmp (key, "partition-type") == 0) {
-    if (strcasecmp (value, "mbr") == 0 || strcasecmp (value, "dos") == 0)
+    if (strcasecmp (value, "mbr") == 0)
       table_type = TABLE_MBR;
     else if (strcasecmp (value, "gpt") == 0)
       table_type = TABLE_GPT;
