@@ -43,3 +43,8 @@ if "$NBDKIT" example3 size=foo --run true 2>"$tmpdir/err"; then
   fail "size=foo was accepted"
 fi
 grep -q "foo" "$tmpdir/err" || fail "error does not name the value: $(cat "$tmpdir/err")"
+if TMPDIR=$tmpdir/missing "$NBDKIT" example3 --run true 2>"$tmpdir/err"; then
+  fail "a missing \$TMPDIR was accepted"
+fi
+grep -q "$tmpdir/missing" "$tmpdir/err" ||
+  fail "error does not name the directory: $(cat "$tmpdir/err")"

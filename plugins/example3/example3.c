@@ -36,6 +36,29 @@ example3_config (const char *key, const char *value)
   return 0;
 }
 
+/* Create one disk now, so that an unusable $TMPDIR or a size the file
+ * system cannot hold stops nbdkit before it serves.
+ */
+static int
+example3_config_complete (void)
+{
+  const char *dir;
+  int fd = make_unlinked_tmpfile ("nbdkit-example3", &dir);
+
+  if (fd == -1) {
+    nbdkit_error ("cannot create a temporary file in %s: %m", dir);
+    return -1;
+  }
+  if (ftruncate (fd, size) == -1) {
+    nbdkit_error ("size=%" PRIi64 ": cannot make a temporary file in %s "
+                  "that large: %m", size, dir);
+    close (fd);
+    return -1;
+  }
+  close (fd);
+  return 0;
+}
+
 #define example3_config_help \
   "size=<SIZE>  (optional) Size of the backing disk (default: 100M)"
 
@@ -132,6 +155,7 @@ static struct nbdkit_plugin plugin = {
   .version            = PACKAGE_VERSION,
   .description        = "A per-connection scratch disk in a temporary file",
   .config             = example3_config,
+  .config_complete    = example3_config_complete,
   .config_help        = example3_config_help,
   .open               = example3_open,
   .close              = example3_close,
