@@ -12,7 +12,7 @@ source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires cryptsetup --version
 requires qemu-io --version
-requires nbdsh --version
+requires command -v nbdsh
 requires_plugin file
 requires_filter luks
 make_tmpdir

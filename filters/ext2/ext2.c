@@ -183,6 +183,15 @@ ext2_prepare (nbdkit_next *next, void *handle, int readonly)
     h->fs = NULL;
     return -1;
   }
+  /* Writing beside a journal that still holds changes would lose them
+   * or be overwritten when the journal is replayed.
+   */
+  if (!h->readonly &&
+      ext2fs_has_feature_journal_needs_recovery (h->fs->super)) {
+    nbdkit_error ("the filesystem's journal needs recovery: check it with "
+                  "e2fsck first, or serve it read-only (-r)");
+    return -1;
+  }
   if (find_file (h) == -1)
     return -1;
   err = ext2fs_file_open2 (h->fs, h->ino, NULL,
