@@ -4,7 +4,9 @@
 # Python: data written with nbdsh and qemu-img reads back intact (odd
 # offsets, FUA, flush, zero with and without may_trim, trim, extents of
 # the zeroed parts), several connections in parallel with
-# THREAD_MODEL_PARALLEL, and the script run directly as a #! script.
+# THREAD_MODEL_PARALLEL (two callbacks really running at once, the GIL
+# released while one blocks), and the script run directly as a #!
+# script.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdsh --version
@@ -19,6 +21,9 @@ import nbdkit
 API_VERSION = 2
 disk = bytearray(8 * 1024 * 1024)
 lock = threading.Lock()
+# Reads of the last block meet here: only two callbacks running at
+# once (the GIL free while one waits) get through.
+meet = threading.Barrier(2, timeout=10)
 
 def thread_model():
     return nbdkit.THREAD_MODEL_PARALLEL
@@ -36,6 +41,8 @@ def can_fua(h):
     return nbdkit.FUA_NATIVE
 
 def pread(h, buf, offset, flags):
+    if offset == len(disk) - 512:
+        meet.wait()
     with lock:
         buf[:] = disk[offset:offset + len(buf)]
 
@@ -118,6 +125,14 @@ for c in hs:
         c.poll(1)
 for c in hs:
     assert c.pread(4 * M, 0) == bytes(model[0:4 * M])
+# Two reads that can only finish together.
+bufs = [nbd.Buffer(512), nbd.Buffer(512)]
+cookies = [c.aio_pread(b, size - 512) for c, b in zip(hs, bufs)]
+for c, cookie in zip(hs, cookies):
+    while c.aio_in_flight() > 0:
+        c.poll(1)
+    assert c.aio_command_completed(cookie)
+for c in hs:
     c.shutdown()
 check(0, size)
 PY
