@@ -129,6 +129,8 @@ assert refused(b\"y\", 100 * 512)
 assert refused(b\"B\" * 300, 2048 * 512 + 69900)
 h.zero(512, 2048 * 512 - 512)
 h.flush()
+assert h.can_multi_conn() and h.can_cache() and not h.can_trim()
+h.cache(4096, 0)
 "' || fail "write checks failed"
 { head -c 10 p1.orig; head -c 1000 /dev/zero | tr '\0' A;
   tail -c +1011 p1.orig; } | cmp - p1.img || fail "write did not reach p1.img"

@@ -203,6 +203,13 @@ partitioning_can_multi_conn (void *handle)
   return 1;
 }
 
+/* Cache requests are served by reading (as Debian's nbdkit 1.32 does). */
+static int
+partitioning_can_cache (void *handle)
+{
+  return NBDKIT_CACHE_EMULATE;
+}
+
 /* The bytes of region R from OFFSET, at most COUNT of them. */
 static uint32_t
 region_span (const struct region *r, uint32_t count, uint64_t offset)
@@ -331,6 +338,7 @@ static struct nbdkit_plugin plugin = {
   .get_size           = partitioning_get_size,
   .can_write          = partitioning_can_write,
   .can_multi_conn     = partitioning_can_multi_conn,
+  .can_cache          = partitioning_can_cache,
   .pread              = partitioning_pread,
   .pwrite             = partitioning_pwrite,
   .flush              = partitioning_flush,
