@@ -92,6 +92,6 @@ for args in "" "passphrase=+$tmpdir/missing" "passphrase=a passphrase=b"; do
   "$NBDKIT" -U - file "$img" --filter=luks $args --run true 2>"$tmpdir/err"
   r=$?
   [ $r = 1 ] || fail "'$args': exit status $r, expected 1"
-  grep -q "passphrase\|missing" "$tmpdir/err" ||
+  grep -q "passphrase" "$tmpdir/err" ||
     fail "'$args': unclear message: $(cat "$tmpdir/err")"
 done

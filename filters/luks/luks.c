@@ -50,6 +50,8 @@ luks_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return -1;
   }
   if (nbdkit_read_password (value, &passphrase) == -1) {
+    /* Only the -, +FILE and -FD forms fail: VALUE is not the secret. */
+    nbdkit_error ("passphrase=%s: could not read the passphrase", value);
     passphrase = NULL;
     return -1;
   }
