@@ -3,8 +3,9 @@
 # The ssh plugin against a private sshd: a remote file read byte for
 # byte, writes (small, unaligned, larger than one SFTP packet, FUA)
 # landing in the remote file, flush, a second connection seeing them;
-# -r refuses writes; create=true with create-size and create-mode
-# replaces a file; config=FILE supplies port, user, key and known hosts.
+# -r refuses writes; compression=true; create=true with create-size and
+# create-mode replaces a file; config=FILE supplies port, user, key and
+# known hosts; -D ssh.log shows libssh's log.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdsh --version
@@ -59,8 +60,10 @@ got = open(d + "/disk.img", "rb").read()
 assert got == bytes(want), "mismatch"
 PY
 
-# Read-only: writes are refused, the data is still readable.
-"$NBDKIT" -U - -r ssh "${SSH_PARAMS[@]}" "$disk" --run 'nbdsh -u "$uri" -c "
+# Read-only: writes are refused, the data is still readable (and
+# compression and timeout are accepted by libssh and the server).
+"$NBDKIT" -U - -r ssh "${SSH_PARAMS[@]}" compression=true timeout=10 \
+  "$disk" --run 'nbdsh -u "$uri" -c "
 import errno
 assert h.is_read_only()
 assert h.pread(5, 1) == b\"hello\"
@@ -96,7 +99,11 @@ User root
 IdentityFile $tmpdir/user_key
 UserKnownHostsFile $tmpdir/known_hosts
 EOF
-size=$("$NBDKIT" -U - ssh host=127.0.0.1 config="$tmpdir/ssh_config" \
-         "$disk" --run 'nbdinfo --size "$uri"') ||
-  fail "config=FILE did not connect"
+# -D ssh.log=2 sends libssh's protocol log to nbdkit's debug output.
+size=$("$NBDKIT" -U - -v -D ssh.log=2 ssh host=127.0.0.1 \
+         config="$tmpdir/ssh_config" "$disk" \
+         --run 'nbdinfo --size "$uri"' 2>"$tmpdir/log") ||
+  fail "config=FILE did not connect: $(cat "$tmpdir/log")"
 [ "$size" = 1048576 ] || fail "config=FILE: size $size"
+grep -q "libssh: .*ssh_connect" "$tmpdir/log" ||
+  fail "-D ssh.log=2: no libssh protocol log in the debug output"

@@ -15,10 +15,28 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include <libssh/callbacks.h>
+
 #include "ssh.h"
 
-/* -D ssh.log=N: libssh's log verbosity (0 = quiet, 4 = everything). */
-extern int ssh_debug_log;
+static void
+log_to_nbdkit (int priority, const char *function, const char *buffer,
+               void *userdata)
+{
+  nbdkit_debug ("libssh: %s", buffer);
+}
+
+/* libssh keeps its log level and callback per thread, and nbdkit may
+ * call the plugin from several threads: set them in each call.
+ */
+void
+remote_thread_logging (void)
+{
+  if (ssh_debug_log > 0) {
+    ssh_set_log_callback (log_to_nbdkit);
+    ssh_set_log_level (ssh_debug_log);
+  }
+}
 
 /* The remote end as the messages name it: "host=H port=P". */
 static const char *
@@ -239,6 +257,7 @@ start_sftp (struct ssh_handle *h)
 int
 remote_connect (struct ssh_handle *h)
 {
+  remote_thread_logging ();
   h->session = ssh_new ();
   if (h->session == NULL) {
     nbdkit_error ("ssh_new: cannot create an SSH session: %m");

@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libssh/callbacks.h>
-
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
@@ -36,17 +34,9 @@ static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool created;
 
 static void
-log_to_nbdkit (int priority, const char *function, const char *buffer,
-               void *userdata)
-{
-  nbdkit_debug ("libssh: %s", buffer);
-}
-
-static void
 ssh_plugin_load (void)
 {
   ssh_init ();
-  ssh_set_log_callback (log_to_nbdkit);
 }
 
 static void
@@ -129,6 +119,7 @@ ssh_plugin_close (void *handle)
 {
   struct ssh_handle *h = handle;
 
+  remote_thread_logging ();
   remote_disconnect (h);
   free (h);
 }
@@ -143,6 +134,7 @@ ssh_plugin_get_size (void *handle)
   sftp_attributes attrs;
   int64_t size;
 
+  remote_thread_logging ();
   attrs = sftp_fstat (h->file);
   if (attrs == NULL) {
     nbdkit_set_error (remote_errno (h->sftp));
@@ -198,6 +190,7 @@ ssh_plugin_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   char *p = buf;
   ssize_t r;
 
+  remote_thread_logging ();
   if (seek_remote (h, offset) == -1)
     return -1;
   while (count > 0) {
@@ -225,6 +218,7 @@ ssh_plugin_pwrite (void *handle, const void *buf, uint32_t count,
   const char *p = buf;
   ssize_t r;
 
+  remote_thread_logging ();
   if (seek_remote (h, offset) == -1)
     return -1;
   while (count > 0) {
@@ -248,6 +242,7 @@ ssh_plugin_flush (void *handle, uint32_t flags)
 {
   struct ssh_handle *h = handle;
 
+  remote_thread_logging ();
   if (sftp_fsync (h->file) != 0) {
     nbdkit_set_error (remote_errno (h->sftp));
     nbdkit_error ("fsync of remote file %s: %s", params.path,

@@ -40,6 +40,9 @@ extern int params_config (const char *key, const char *value);
 extern int params_config_complete (void);
 extern void params_free (void);
 
+/* ssh.c: -D ssh.log=N, libssh's log verbosity (0 = quiet). */
+extern int ssh_debug_log;
+
 /* One SSH session and the open remote file, per NBD connection. */
 struct ssh_handle {
   ssh_session session;
@@ -50,6 +53,7 @@ struct ssh_handle {
 /* session.c */
 extern int remote_connect (struct ssh_handle *h);
 extern void remote_disconnect (struct ssh_handle *h);
+extern void remote_thread_logging (void);
 extern int remote_errno (sftp_session sftp);
 extern const char *remote_strerror (sftp_session sftp);
 
