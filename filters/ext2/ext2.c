@@ -208,9 +208,8 @@ ext2_prepare (nbdkit_next *next, void *handle, int readonly)
 
 /* Write back the file and the filesystem's metadata, then close. */
 static int
-ext2_finalize (nbdkit_next *next, void *handle)
+close_filesystem (struct handle *h)
 {
-  struct handle *h = handle;
   errcode_t err;
   int r = 0;
 
@@ -234,19 +233,22 @@ ext2_finalize (nbdkit_next *next, void *handle)
   return r;
 }
 
-/* The connection failed before finalize: drop everything without I/O
- * (the layer below may be gone already).
+static int
+ext2_finalize (nbdkit_next *next, void *handle)
+{
+  return close_filesystem (handle);
+}
+
+/* Without finalize (a filter above failed to prepare) the filesystem
+ * is still open; the layer below is closed only after this one, so it
+ * can still be written to.
  */
 static void
 ext2_close (void *handle)
 {
   struct handle *h = handle;
 
-  if (h->fs) {
-    if (h->file)
-      ext2fs_free_mem (&h->file);
-    ext2fs_free (h->fs);
-  }
+  close_filesystem (h);
   free (h);
 }
 
