@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # The ssh plugin against a private sshd: a remote file read byte for
-# byte, writes (small, unaligned, larger than one SFTP packet, FUA)
-# landing in the remote file, flush, a second connection seeing them;
-# -r refuses writes; compression=true; create=true with create-size and
+# byte; writes (small, unaligned, larger than one SFTP packet, FUA) and
+# flush, seen by a second connection, and the remote file holding
+# exactly them; -r refuses writes; a relative path starts at the remote
+# home; compression= and timeout=; create=true with create-size and
 # create-mode replaces a file; config=FILE supplies port, user, key and
 # known hosts; -D ssh.log shows libssh's log.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
@@ -46,33 +47,33 @@ PY
   --run 'nbdsh -u "$uri" -c "uri = \"$uri\"" -c - < "$tmpdir/rw.py"' ||
   fail "read/write through the ssh plugin failed"
 
-# The remote file holds exactly the writes.
-python3 - "$tmpdir" <<'PY' || fail "the remote file does not hold the writes"
-import sys
+# Read-only: writes are refused, the data is still readable (and
+# compression and timeout are accepted by libssh and the server).  The
+# path is relative, so it is taken from root's home directory.
+home=$(getent passwd root | cut -d: -f6)
+relative=$(realpath -m --relative-to="$home" "$disk")
+cat > "$tmpdir/ro.py" <<'PY'
+import errno, os
 K, M = 1024, 1024 * 1024
-d = sys.argv[1]
+d = os.environ["tmpdir"]
+assert h.is_read_only()
+# The remote file holds exactly the writes, and reads show it.
 want = bytearray(open(d + "/orig.img", "rb").read())
 big = bytes((i * 7) % 251 for i in range(300 * K))
 want[1:6] = b"hello"
 want[100 * K + 3:100 * K + 3 + len(big)] = big
 want[M - 4:] = b"FUA!"
-got = open(d + "/disk.img", "rb").read()
-assert got == bytes(want), "mismatch"
-PY
-
-# Read-only: writes are refused, the data is still readable (and
-# compression and timeout are accepted by libssh and the server).
-"$NBDKIT" -U - -r ssh "${SSH_PARAMS[@]}" compression=true timeout=10 \
-  "$disk" --run 'nbdsh -u "$uri" -c "
-import errno
-assert h.is_read_only()
-assert h.pread(5, 1) == b\"hello\"
+assert open(d + "/disk.img", "rb").read() == want, "remote file differs"
+assert h.pread(M, 0) == want, "read differs"
 try:
-    h.pwrite(b\"x\", 0)
-    assert False
+    h.pwrite(b"x", 0)
+    assert False, "write succeeded on a read-only export"
 except nbd.Error as e:
     assert e.errnum == errno.EPERM, e.errnum
-"' || fail "read-only access failed"
+PY
+"$NBDKIT" -U - -r ssh "${SSH_PARAMS[@]}" compression=true timeout=10 \
+  "$relative" --run 'nbdsh -u "$uri" -c - < "$tmpdir/ro.py"' ||
+  fail "read-only access failed"
 
 # create=true replaces an existing file with a zeroed one of create-size.
 new=$tmpdir/new.img
