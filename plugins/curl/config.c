@@ -295,7 +295,8 @@ check_url (void)
     rc = curl_url_get (u, CURLUPART_SCHEME, &scheme, 0);
   curl_url_cleanup (u);
   if (rc != CURLUE_OK) {
-    nbdkit_error ("url=%s: invalid URL: %s", config.url, curl_url_strerror (rc));
+    nbdkit_error ("url=%s: invalid URL: %s",
+                  config.url, curl_url_strerror (rc));
     return -1;
   }
   config.http_url = strcasecmp (scheme, "http") == 0 ||

@@ -151,12 +151,14 @@ probe_range (struct curl_handle *h, int64_t *size)
                   config.url);
     return -1;
   }
-  if (rc != CURLE_OK && !(rc == CURLE_HTTP_RETURNED_ERROR || code >= 400)) {
+  /* Over-long 206 bodies are cut short by write_cb: the size is known. */
+  if (code == 0 || (rc != CURLE_OK && code != 206 && code < 400)) {
     nbdkit_error ("%s: %s", config.url, error_text (h, rc));
     return -1;
   }
   /* A zero-length file cannot satisfy 0-0: "416, bytes *\/0". */
-  if ((code == 206 || code == 416) && h->range_total >= 0) {
+  if ((code == 206 && h->range_total >= 0) ||
+      (code == 416 && h->range_total == 0)) {
     *size = h->range_total;
     return 0;
   }

@@ -135,7 +135,8 @@ read_output (int fd, char **out)
     }
     len += r;
     if (len == cap) {
-      if (cap >= MAX_SCRIPT_OUTPUT || (p = realloc (buf, 2 * cap + 1)) == NULL) {
+      p = cap < MAX_SCRIPT_OUTPUT ? realloc (buf, 2 * cap + 1) : NULL;
+      if (p == NULL) {
         free (buf);
         errno = EFBIG;
         return -1;
@@ -191,7 +192,8 @@ run_script (struct script *s, char **out)
   if (r == 0 && !(WIFEXITED (status) && WEXITSTATUS (status) == 0)) {
     nbdkit_error ("%s: the script failed (%s %d)", s->what,
                   WIFEXITED (status) ? "exit status" : "signal",
-                  WIFEXITED (status) ? WEXITSTATUS (status) : WTERMSIG (status));
+                  WIFEXITED (status) ? WEXITSTATUS (status)
+                                     : WTERMSIG (status));
     free (*out);
     r = -1;
   }
