@@ -41,7 +41,7 @@ expect_error "create-mode=999" host=h disk.img create=true create-size=1M \
 expect_error "create-mode" host=h disk.img create-mode=rw
 expect_error "create=maybe" host=h disk.img create=maybe
 expect_error "port=0" host=h disk.img port=0
-expect_error "port" host=h disk.img port=70000
+expect_error "port=70000" host=h disk.img port=70000
 expect_error "port=no-such-service" host=h disk.img port=no-such-service
 expect_error "timeout" host=h disk.img timeout=soon
 expect_error "timeout" host=h disk.img timeout=-1

@@ -67,17 +67,19 @@ parse_bool (const char *key, const char *value, bool *b)
   return 0;
 }
 
-/* port=NUMBER or a service name from /etc/services ("ssh"). */
+/* port=NUMBER (decimal, as ssh(1) reads it: 022 is 22) or a service
+ * name from /etc/services such as "ssh".
+ */
 static int
 parse_port (const char *value)
 {
-  uint16_t n;
+  size_t len = strlen (value);
+  unsigned long n;
   struct servent *se;
 
-  if (value[0] >= '0' && value[0] <= '9') {
-    if (nbdkit_parse_uint16_t ("port", value, &n) == -1)
-      return -1;
-    if (n == 0) {
+  if (len > 0 && strspn (value, "0123456789") == len) {
+    n = len <= 5 ? strtoul (value, NULL, 10) : 0;
+    if (n == 0 || n > 65535) {
       nbdkit_error ("port=%s: the port number must be 1 to 65535", value);
       return -1;
     }
