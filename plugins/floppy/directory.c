@@ -346,7 +346,7 @@ build_directory (struct floppy *floppy, size_t index)
   uint8_t *e;
   size_t i;
 
-  dir->entries = calloc (dir->nclusters, floppy->cluster_size);
+  dir->entries = calloc (dir->nslots, DIRENT_SIZE);
   if (dir->entries == NULL) {
     nbdkit_error ("calloc: %m");
     return -1;

@@ -46,7 +46,8 @@ struct dir {
   uint32_t nslots;              /* 32-byte directory entries needed */
   uint32_t first_cluster;
   uint32_t nclusters;
-  uint8_t *entries;             /* nclusters * cluster size bytes */
+  uint8_t *entries;             /* nslots * DIRENT_SIZE bytes; the rest
+                                 * of the last cluster reads as zeroes */
 };
 DEFINE_VECTOR_TYPE (dir_vector, struct dir)
 

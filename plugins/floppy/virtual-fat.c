@@ -372,8 +372,14 @@ read_data (const struct floppy *floppy, uint8_t *buf, uint32_t count,
   run_end = run_start + (uint64_t) run->nclusters * floppy->cluster_size;
   count = MIN ((uint64_t) count, run_end - offset);
   pos = offset - run_start;
-  if (run->is_dir)
-    memcpy (buf, floppy->dirs.ptr[run->index].entries + pos, count);
+  if (run->is_dir) {
+    const struct dir *d = &floppy->dirs.ptr[run->index];
+    uint64_t len = (uint64_t) d->nslots * DIRENT_SIZE;
+    uint32_t n = pos < len ? MIN ((uint64_t) count, len - pos) : 0;
+    if (n > 0)
+      memcpy (buf, d->entries + pos, n);
+    memset (buf + n, 0, count - n);
+  }
   else if (read_host_file (&floppy->files.ptr[run->index], buf, count,
                            pos) == -1)
     return -1;
