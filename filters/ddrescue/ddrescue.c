@@ -151,7 +151,8 @@ read_mapfile (void)
     return -1;
   }
 
-  qsort (areas.ptr, areas.len, sizeof areas.ptr[0], compare_pos);
+  if (areas.len > 1)
+    qsort (areas.ptr, areas.len, sizeof areas.ptr[0], compare_pos);
   for (i = 1; i < areas.len; ++i) {
     if (areas.ptr[i - 1].pos + areas.ptr[i - 1].size > areas.ptr[i].pos) {
       nbdkit_error ("ddrescue-mapfile: %s: the areas at 0x%" PRIx64

@@ -161,7 +161,8 @@ read_extentlist (void)
   if (r == -1)
     return -1;
 
-  qsort (extents.ptr, extents.len, sizeof extents.ptr[0], compare_offsets);
+  if (extents.len > 1)
+    qsort (extents.ptr, extents.len, sizeof extents.ptr[0], compare_offsets);
   for (i = 1; i < extents.len; ++i) {
     const struct extent *prev = &extents.ptr[i - 1];
     if (prev->offset + prev->length > extents.ptr[i].offset) {
