@@ -6,8 +6,9 @@
 # become (can_*, block size, export list and descriptions, extents),
 # nbdkit.export_name/is_tls/parse_size, errors raised with
 # nbdkit.set_error reaching the client as that errno, EOPNOTSUPP from
-# zero falling back to pwrite, thread_model, --dump-plugin, and an
-# API_VERSION 1 script (no flags, pread returns the data).
+# zero falling back to pwrite, thread_model, --dump-plugin, an
+# API_VERSION 1 script (no flags, pread returns the data), and what a
+# script with only the required callbacks can do (read only).
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdsh --version
@@ -246,4 +247,27 @@ h.flush()
 assert h.pread(210, 0) == bytes(110) + b\"v1\" * 50
 assert h.can_fua() and not h.can_trim()
 "' || fail "the API_VERSION 1 script failed"
+# Only the required callbacks: a read-only disk that can do nothing
+# else, all data.
+cat >"$tmpdir/min.py" <<'PY'
+API_VERSION = 2
+def open(readonly): return None
+def get_size(h): return 4096
+def pread(h, buf, offset, flags): buf[:] = b"m" * len(buf)
+PY
+"$NBDKIT" -U - python "$tmpdir/min.py" --run 'nbdsh --base-allocation -u "$uri" -c "
+import errno
+assert h.is_read_only()
+assert not any((h.can_flush(), h.can_trim(), h.can_zero(), h.can_fua(),
+                h.can_cache(), h.can_multi_conn(), h.is_rotational()))
+assert h.pread(3, 100) == b\"mmm\"
+try:
+    h.pwrite(b\"x\", 0)
+    assert False
+except nbd.Error as e:
+    assert e.errnum == errno.EPERM, e
+ents = []
+h.block_status(4096, 0, lambda ctx, off, e, err: ents.extend(e))
+assert ents == [4096, 0], ents
+"' || fail "the script with only the required callbacks failed"
 echo "$0: ok"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Side by side with Debian's nbdkit (1.32) python plugin on the same
-# scripts: the same nbdinfo --json answers, the same transcript of
-# reads, writes, zeroes, extents and errors seen by nbdsh (API_VERSION 2
-# and 1), the same callbacks called with the same arguments, the same
-# exit status for bad scripts.  Left out: the block size this server
-# advertises when the plugin gives none, and nbdkit.is_tls/disconnect
-# and (name, None) export entries, which 1.32 lacks.
+# scripts: the same nbdinfo --json --list answers, the same transcript of
+# reads, writes, zeroes (with the EOPNOTSUPP fall back), trims, cache,
+# extents and errors seen by nbdsh (API_VERSION 2 and 1), the same
+# callbacks called with the same arguments, exit status 1 for bad
+# scripts.  Left out: this server also asks extents about reads of
+# zeroes (to send holes), and what 1.32 lacks (nbdkit.is_tls and
+# disconnect, (name, None) export entries).
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 debian=/usr/bin/nbdkit
