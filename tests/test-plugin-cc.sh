@@ -123,10 +123,13 @@ SIZE=8192 FILL=3 "$NBDKIT" -U - cc - CFLAGS="-O0 -fPIC -shared -DSIZE=8192" 3 \
   --run 'nbdsh -u "$uri" -c - <check.py' <ram.c ||
   fail "RAM disk from stdin failed"
 
-# An executable script starting with #!.
-{ echo "#!$NBDKIT cc"; cat ram.c; } >script.c
-chmod +x script.c
-SIZE=8192 FILL=9 ./script.c -U - EXTRA_CFLAGS="-O0 -DSIZE=8192" fill=9 \
+# An executable script starting with #!, in another directory, whose
+# #include "size.h" finds the header beside it.
+mkdir dir
+echo '#define SIZE 8192' >dir/size.h
+{ echo "#!$NBDKIT cc"; echo '#include "size.h"'; cat ram.c; } >dir/script.c
+chmod +x dir/script.c
+SIZE=8192 FILL=9 dir/script.c -U - EXTRA_CFLAGS=-O0 fill=9 \
   --run 'nbdsh -u "$uri" -c - <check.py' || fail "#! script failed"
 
 # The "#if 0 / exec nbdkit cc" form: the shell runs the file.

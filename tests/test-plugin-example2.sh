@@ -33,7 +33,7 @@ except nbd.Error as e:
 else:
     raise AssertionError(\"write succeeded\")
 "' 2>"$tmpdir/log" || fail "nbdsh checks failed"
-grep -q "example2: read count=7 offset=12345" "$tmpdir/log" ||
+grep -q "debug: read count=7 offset=12345" "$tmpdir/log" ||
   fail "-D example2.extra=1 did not log the read"
 
 # Errors before serving.

@@ -47,7 +47,7 @@ cc_unload (void)
     sub.unload ();
   if (dl)
     dlclose (dl);
-  source_remove_tmpdir ();
+  source_free ();
   free (script_name);
   free (source);
   free (cc_program);
@@ -58,29 +58,34 @@ cc_unload (void)
 /* -I flags for <nbdkit-plugin.h>: the source tree's (and the build
  * tree's generated nbdkit-version.h) when this is the nbdkit of that
  * build tree, as the server chooses its plugins, else the installed.
+ * A script compiled from a copy also gets -iquote for its directory.
  */
 static char *
 include_flags (void)
 {
   char exe[PATH_MAX];
   ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  CLEANUP_FREE char *a = NULL, *b = NULL;
+  const char *dir = source_script_dir ();
+  CLEANUP_FREE char *src = NULL, *build = NULL, *quote = NULL;
   char *flags;
+  int r;
 
   if (n > 0)
     exe[n] = '\0';
   if (n > 0 && strcmp (exe, BUILDDIR "/server/nbdkit") == 0) {
-    a = shell_quote (SRCDIR "/include");
-    b = shell_quote (BUILDDIR);
-    if (a == NULL || b == NULL || asprintf (&flags, "-I%s -I%s", a, b) == -1)
-      return NULL;
+    src = shell_quote (SRCDIR "/include");
+    build = shell_quote (BUILDDIR);
   }
-  else {
-    a = shell_quote (INCLUDEDIR);
-    if (a == NULL || asprintf (&flags, "-I%s", a) == -1)
-      return NULL;
-  }
-  return flags;
+  else
+    src = shell_quote (INCLUDEDIR);
+  if (dir)
+    quote = shell_quote (dir);
+  if (src == NULL || (dir && quote == NULL))
+    return NULL;
+  r = asprintf (&flags, "-I%s%s%s%s%s", src,
+                build ? " -I" : "", build ? build : "",
+                quote ? " -iquote " : "", quote ? quote : "");
+  return r == -1 ? NULL : flags;
 }
 
 /* Run CC CFLAGS EXTRA_CFLAGS -I... SOURCE -o OUTPUT through the shell
@@ -105,7 +110,7 @@ compile (const char *output)
     nbdkit_error ("compile: %m");
     return -1;
   }
-  nbdkit_debug ("cc: %s", cmd);
+  nbdkit_debug ("compiling: %s", cmd);
   fflush (stdout);
   status = system (cmd);
   if (status == -1) {
@@ -190,7 +195,7 @@ compile_and_load (void)
   if (check_registration (p) == -1)
     goto out;
   memcpy (&sub, p, p->_struct_size);
-  nbdkit_debug ("cc: loaded plugin %s from %s", sub.name, script_name);
+  nbdkit_debug ("loaded plugin %s from %s", sub.name, script_name);
   if (sub.load)
     sub.load ();
   sub_loaded = true;

@@ -21,7 +21,9 @@ extern bool sub_loaded;
 /* source.c */
 extern int source_prepare (const char *value, char **source);
 extern const char *source_tmpdir (void);
+extern const char *source_script_dir (void);
 extern void source_remove_tmpdir (void);
+extern void source_free (void);
 
 /* forward.c */
 extern void *forward_open (int readonly);

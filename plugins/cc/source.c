@@ -19,6 +19,11 @@
 /* Private directory, or NULL until needed. */
 static char *tmpdir;
 
+/* The directory of a script compiled from a copy, where its own
+ * #include "..." files are, or NULL.
+ */
+static char *script_dir;
+
 /* Remove tmpdir and whatever is in it. */
 void
 source_remove_tmpdir (void)
@@ -42,6 +47,20 @@ source_remove_tmpdir (void)
   rmdir (tmpdir);
   free (tmpdir);
   tmpdir = NULL;
+}
+
+const char *
+source_script_dir (void)
+{
+  return script_dir;
+}
+
+void
+source_free (void)
+{
+  source_remove_tmpdir ();
+  free (script_dir);
+  script_dir = NULL;
 }
 
 /* The private directory, created the first time it is needed. */
@@ -68,6 +87,19 @@ source_tmpdir (void)
   return tmpdir;
 }
 
+/* Write "#line 2 "LABEL"", LABEL quoted as a C string. */
+static void
+write_line_directive (FILE *out, const char *label)
+{
+  fputs ("#line 2 \"", out);
+  for (; *label; ++label) {
+    if (*label == '"' || *label == '\\')
+      fputc ('\\', out);
+    fputc (*label, out);
+  }
+  fputs ("\"\n", out);
+}
+
 /* Copy IN to the file DEST, turning a first line "#!..." into a #line
  * directive so that the C compiler accepts it and its messages still
  * give the script's name and line numbers.
@@ -89,7 +121,7 @@ copy_source (FILE *in, const char *dest, const char *label)
   }
   while ((len = getline (&line, &size, in)) != -1) {
     if (first && strncmp (line, "#!", 2) == 0)
-      fprintf (out, "#line 2 \"%s\"\n", label);
+      write_line_directive (out, label);
     else
       fwrite (line, 1, len, out);
     first = false;
@@ -98,7 +130,7 @@ copy_source (FILE *in, const char *dest, const char *label)
     nbdkit_error ("reading %s: %m", label);
     r = -1;
   }
-  if (fclose (out) == EOF) {
+  if (ferror (out) | (fclose (out) == EOF)) {
     nbdkit_error ("%s: %m", dest);
     r = -1;
   }
@@ -164,6 +196,12 @@ source_from_shebang_script (const char *path, char **source)
   }
   r = copy_source (in, *source, path);
   fclose (in);
+  script_dir = base - 1 == path ? strdup ("/") :
+    strndup (path, base - 1 - path);
+  if (script_dir == NULL) {
+    nbdkit_error ("strndup: %m");
+    return -1;
+  }
   return r;
 }
 

@@ -132,7 +132,7 @@ example2_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   struct example2_handle *h = handle;
 
   if (example2_debug_extra)
-    nbdkit_debug ("example2: read count=%" PRIu32 " offset=%" PRIu64,
+    nbdkit_debug ("read count=%" PRIu32 " offset=%" PRIu64,
                   count, offset);
   if (full_pread (h->fd, buf, count, offset) == -1) {
     nbdkit_error ("pread: %s: %m", filename);

@@ -60,7 +60,7 @@ random_config_complete (void)
     return -1;
   }
   if (!seed_given)
-    nbdkit_debug ("random: no seed= given, using seed=%" PRIu32, seed);
+    nbdkit_debug ("no seed= given, using seed=%" PRIu32, seed);
   return 0;
 }
 

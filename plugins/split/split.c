@@ -86,7 +86,7 @@ open_file (struct file *f)
   if (f->fd == -1 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
     f->fd = open (f->name, O_RDONLY | O_CLOEXEC);
     if (f->fd >= 0) {
-      nbdkit_debug ("split: file=%s is read-only, so is the disk", f->name);
+      nbdkit_debug ("file=%s is read-only, so is the disk", f->name);
       writable = false;
     }
   }
@@ -287,7 +287,7 @@ split_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
         nbdkit_error ("fallocate: punching a hole in %s: %m", f->name);
         return -1;
       }
-      nbdkit_debug ("split: %s: cannot punch holes, trim does nothing",
+      nbdkit_debug ("%s: cannot punch holes, trim does nothing",
                     f->name);
       f->can_punch = false;
     }
