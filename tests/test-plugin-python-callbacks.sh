@@ -6,9 +6,8 @@
 # become (can_*, block size, export list and descriptions, extents),
 # nbdkit.export_name/is_tls/parse_size, errors raised with
 # nbdkit.set_error reaching the client as that errno, EOPNOTSUPP from
-# zero falling back to pwrite, thread_model, --dump-plugin, an
-# API_VERSION 1 script (no flags, pread returns the data), and what a
-# script with only the required callbacks can do (read only).
+# zero falling back to pwrite, thread_model and --dump-plugin.
+# test-plugin-python-api.sh has API_VERSION 1 and the smallest script.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdsh --version
@@ -192,7 +191,7 @@ PY
 log=$tmpdir/log
 export tmpdir
 export log
-"$NBDKIT" -U - python "$tmpdir/all.py" log="$log" size=2M extra=1 \
+"$NBDKIT" -v -U - python "$tmpdir/all.py" log="$log" size=2M extra=1 \
   --run 'nbdsh --base-allocation -u "$uri" -c - <"$tmpdir/t.py"' >"$tmpdir/out" 2>&1 ||
   fail "nbdsh checks of every callback failed: $(cat "$tmpdir/out")"
 head -3 "$log" | tr '\n' '|' | grep -qF \
@@ -200,6 +199,8 @@ head -3 "$log" | tr '\n' '|' | grep -qF \
   fail "config/get_ready/after_fork: $(cat "$log")"
 [ "$(tail -1 "$log")" = cleanup ] || fail "cleanup did not run last: $(cat "$log")"
 grep -q "pread failed on purpose" "$tmpdir/out" || fail "no traceback logged"
+grep -q "using thread model: serialize_requests" "$tmpdir/out" ||
+  fail "the script's thread_model was not used"
 
 # list_exports and (connecting to the default export) export_description
 # through nbdinfo.
@@ -220,54 +221,4 @@ for l in thread_model=serialize_all_requests python_pep_384_abi_version=3 \
 done
 grep -q '^python_version=3\.' "$tmpdir/dump" || fail "no python_version"
 
-# The script's thread_model.
-"$NBDKIT" -fv -U - python "$tmpdir/all.py" log="$log" --run true \
-    2>"$tmpdir/verbose" || fail "-v run failed"
-grep -q "using thread model: serialize_requests" "$tmpdir/verbose" ||
-  fail "the script's thread_model was not used"
-
-# API_VERSION 1: no flags, pread returns the data, zero gets may_trim.
-cat >"$tmpdir/v1.py" <<'PY'
-import nbdkit
-disk = bytearray(65536)
-def open(readonly): return None
-def get_size(h): return len(disk)
-def pread(h, count, offset): return disk[offset:offset + count]
-def pwrite(h, buf, offset): disk[offset:offset + len(buf)] = buf
-def flush(h): nbdkit.debug("v1 flush")
-def zero(h, count, offset, may_trim):
-    assert may_trim is True or may_trim is False
-    disk[offset:offset + count] = bytes(count)
-PY
-"$NBDKIT" -U - python "$tmpdir/v1.py" --run 'nbdsh -u "$uri" -c "
-h.pwrite(b\"v1\" * 100, 10, nbd.CMD_FLAG_FUA)
-assert h.pread(200, 10) == b\"v1\" * 100
-h.zero(100, 10)
-h.flush()
-assert h.pread(210, 0) == bytes(110) + b\"v1\" * 50
-assert h.can_fua() and not h.can_trim()
-"' || fail "the API_VERSION 1 script failed"
-# Only the required callbacks: a read-only disk that can do nothing
-# else, all data.
-cat >"$tmpdir/min.py" <<'PY'
-API_VERSION = 2
-def open(readonly): return None
-def get_size(h): return 4096
-def pread(h, buf, offset, flags): buf[:] = b"m" * len(buf)
-PY
-"$NBDKIT" -U - python "$tmpdir/min.py" --run 'nbdsh --base-allocation -u "$uri" -c "
-import errno
-assert h.is_read_only()
-assert not any((h.can_flush(), h.can_trim(), h.can_zero(), h.can_fua(),
-                h.can_cache(), h.can_multi_conn(), h.is_rotational()))
-assert h.pread(3, 100) == b\"mmm\"
-try:
-    h.pwrite(b\"x\", 0)
-    assert False
-except nbd.Error as e:
-    assert e.errnum == errno.EPERM, e
-ents = []
-h.block_status(4096, 0, lambda ctx, off, e, err: ents.extend(e))
-assert ents == [4096, 0], ents
-"' || fail "the script with only the required callbacks failed"
 echo "$0: ok"
