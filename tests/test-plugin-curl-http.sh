@@ -3,7 +3,7 @@
 # The curl plugin over HTTP against tests/curl_server.py: the data read
 # through nbdsh, nbdcopy and qemu-img equals the file, also through a
 # redirect, Basic authentication, a cookie (given, or set by a redirect
-# with cookiefile=), over a Unix socket; header= and user-agent= reach
+# with cookiefile=, saved by cookiejar=), over a Unix socket; header= and user-agent= reach
 # the server.  Debian's
 # nbdkit 1.32, when installed, reads the same bytes from the same server.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
@@ -29,7 +29,9 @@ copy_ok ()
 copy_ok "$NBDKIT" redirect "$url/redirect/disk"
 copy_ok "$NBDKIT" auth "$url/auth/disk" user=alice password=+<(echo secret)
 copy_ok "$NBDKIT" cookie "$url/cookie/disk" cookie='other=1; session=abc123'
-copy_ok "$NBDKIT" cookiefile "$url/setcookie/disk" cookiefile=
+copy_ok "$NBDKIT" cookiefile "$url/setcookie/disk" cookiefile= \
+  cookiejar="$tmpdir/jar"
+grep -q 'session.abc123' "$tmpdir/jar" || fail "cookiejar: $(cat "$tmpdir/jar")"
 copy_ok "$NBDKIT" unix-socket-path http://localhost/disk \
   unix-socket-path="$tmpdir/http.sock"
 grep -q '"client": "unix"' "$server_log" || fail "nothing came over the Unix socket"

@@ -106,6 +106,7 @@ struct curl_handle {
   unsigned generation;          /* script results applied (scripts.c) */
 };
 
+extern int pool_init (void);
 extern struct curl_handle *pool_new_handle (void);
 extern void pool_free_handle (struct curl_handle *h);
 extern struct curl_handle *pool_get (void);

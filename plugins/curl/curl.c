@@ -61,6 +61,13 @@ curlplug_config_complete (void)
   return curl_config_check ();
 }
 
+/* The handles made from now on share cookies, DNS and TLS sessions. */
+static int
+curlplug_get_ready (void)
+{
+  return pool_init ();
+}
+
 /* A pool handle with the scripts' latest headers and cookie applied;
  * give it back with put_handle.
  */
@@ -198,6 +205,7 @@ static struct nbdkit_plugin plugin = {
   .config_complete   = curlplug_config_complete,
   .config_help       = curl_config_help,
   .magic_config_key  = "url",
+  .get_ready         = curlplug_get_ready,
   .open              = curlplug_open,
   .close             = curlplug_close,
   .get_size          = curlplug_get_size,

@@ -27,6 +27,57 @@ static handle_vector idle = empty_vector;
 /* Handles that exist (idle or in use), protected by pool_lock. */
 static unsigned nr_handles;
 
+/* Cookies (when the cookie engine is on), DNS answers and TLS sessions
+ * are shared by all handles, so a cookie one handle receives is sent by
+ * all, and the cookiejar= file gets them all.  Created by pool_init.
+ */
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void
+share_lock (CURL *c, curl_lock_data data, curl_lock_access access,
+            void *opaque)
+{
+  pthread_mutex_lock (&share_locks[data]);
+}
+
+static void
+share_unlock (CURL *c, curl_lock_data data, void *opaque)
+{
+  pthread_mutex_unlock (&share_locks[data]);
+}
+
+int
+pool_init (void)
+{
+  CURLSHcode rc = CURLSHE_OK;
+  size_t i;
+
+  for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_init (&share_locks[i], NULL);
+  share = curl_share_init ();
+  if (share == NULL) {
+    nbdkit_error ("curl_share_init: failed");
+    return -1;
+  }
+  if (rc == CURLSHE_OK)
+    rc = curl_share_setopt (share, CURLSHOPT_LOCKFUNC, share_lock);
+  if (rc == CURLSHE_OK)
+    rc = curl_share_setopt (share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+  if (rc == CURLSHE_OK)
+    rc = curl_share_setopt (share, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
+  if (rc == CURLSHE_OK)
+    rc = curl_share_setopt (share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  if (rc == CURLSHE_OK)
+    rc = curl_share_setopt (share, CURLSHOPT_SHARE,
+                            CURL_LOCK_DATA_SSL_SESSION);
+  if (rc != CURLSHE_OK) {
+    nbdkit_error ("curl_share_setopt: %s", curl_share_strerror (rc));
+    return -1;
+  }
+  return 0;
+}
+
 /* Set a string option only if the parameter was given. */
 #define SET_STRING(opt, value, key)                             \
   do {                                                          \
@@ -104,6 +155,7 @@ apply_config (struct curl_handle *h)
   SET_STRING (CURLOPT_UNIX_SOCKET_PATH, config.unix_socket_path,
               "unix-socket-path");
   SET_STRING (CURLOPT_ERRORBUFFER, h->errbuf, "url");
+  SET_STRING (CURLOPT_SHARE, share, "url");
   return 0;
 
  fail:
@@ -201,4 +253,7 @@ pool_unload (void)
   idle.ptr = NULL;
   idle.len = idle.cap = 0;
   nr_handles = 0;
+  if (share != NULL)
+    curl_share_cleanup (share);
+  share = NULL;
 }
