@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # The floppy plugin read with real FAT tools: a tree with long and
-# non-ASCII names, nested directories, a directory spanning many
+# non-ASCII names, times, nested directories, a directory spanning many
 # clusters, an empty file and a file spanning many clusters is served,
 # copied out with nbdcopy, listed with mdir, extracted with mcopy and
 # compared byte for byte, and fsck.fat finds nothing to fix; then with
@@ -22,6 +22,9 @@ mkdir -p "$src/Sub Directory/deeper/deepest" "$src/many"
 head -c 1000000 /dev/urandom >"$src/random.bin"
 : >"$src/empty file"
 echo hello >"$src/README"
+touch -d '2001-02-03 04:05:06' "$src/README"
+echo old >"$src/old"
+touch -d '1975-01-01 12:00:00' "$src/old"
 echo upper >"$src/UPPER.TXT"
 echo lower >"$src/lower.txt"
 echo dots >"$src/.hidden.tar.gz"
@@ -73,7 +76,10 @@ for name in "random.bin" "empty file" "naïve café.txt" ".hidden.tar.gz" \
   grep -qF " $name" "$tmpdir/mdir" ||
     fail "mdir does not list '$name': $(cat "$tmpdir/mdir")"
 done
-grep -Eq '^README +[0-9]' "$tmpdir/mdir" || fail "README lost its 8.3 name"
+grep -Eq '^README +6 2001-02-03 +4:05 *$' "$tmpdir/mdir" ||
+  fail "README lost its 8.3 name or its time: $(grep README "$tmpdir/mdir")"
+grep -Eq '^OLD~1 +4 1980-01-01 +0:00 +old$' "$tmpdir/mdir" ||
+  fail "a 1975 time was not clamped to 1980: $(grep old "$tmpdir/mdir")"
 grep -q 'is NBDKITFLOPY' "$tmpdir/mdir" || fail "default label missing"
 ! grep -q 'symlink\|fifo' "$tmpdir/mdir" || fail "non-regular files listed"
 mdir -i "$tmpdir/disk.img@@1M" ::/many >"$tmpdir/mdir-many"
