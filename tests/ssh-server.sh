@@ -7,6 +7,8 @@
 #              at exit.  Sets SSHD_PORT and SSH_PARAMS (the nbdkit ssh
 #              parameters that log in as root with the user key and
 #              check the host key against $tmpdir/known_hosts).
+#              Lines in $SSHD_EXTRA_CONFIG, if set, come first in
+#              sshd_config (sshd keeps the first value of a keyword).
 
 sshd=/usr/sbin/sshd
 
@@ -31,6 +33,7 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 _sshd_write_config ()
 {
   cat > "$tmpdir/sshd_config" <<EOF
+${SSHD_EXTRA_CONFIG:-}
 Port $1
 ListenAddress 127.0.0.1
 HostKey $tmpdir/host_key

@@ -4,12 +4,16 @@
 # changed host key and an unknown one are refused (and accepted with
 # verify-remote-host=false), several known-hosts files are all
 # consulted, a missing remote file and a key the server does not
-# accept fail the connection with a message naming the cause.
+# accept (or a wrong password) fail the connection with a message naming
+# the cause.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdinfo --version
 requires_plugin ssh
 make_tmpdir
+# Password logins are offered (root's password is never known here).
+SSHD_EXTRA_CONFIG="PasswordAuthentication yes
+PermitRootLogin yes"
 source "$srcdir/ssh-server.sh"
 start_sshd
 
@@ -66,4 +70,8 @@ expect_refused "missing remote file" \
   "${SSH_PARAMS[@]}" "$tmpdir/nonexistent.img"
 expect_refused "key not accepted" "authentication as user root failed" \
   "${base[@]}" "identity=$tmpdir/other_key" \
+  "known-hosts=$tmpdir/known_hosts" "$disk"
+expect_refused "wrong password" \
+  "offers \\[publickey\\]\\[password\\]; no key or password was accepted" \
+  "${base[@]}" "identity=$tmpdir/other_key" password=not-the-password \
   "known-hosts=$tmpdir/known_hosts" "$disk"
