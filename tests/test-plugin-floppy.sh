@@ -5,7 +5,8 @@
 # clusters, an empty file and a file spanning many clusters is served,
 # copied out with nbdcopy, listed with mdir, extracted with mcopy and
 # compared byte for byte, and fsck.fat finds nothing to fix; then with
-# label= and size= (free space, label in mdir, still clean).
+# label= and size= (free space, label in mdir, still clean, free space
+# reported as holes that read as zeroes).
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdcopy --version
@@ -90,7 +91,18 @@ mdir -i "$tmpdir/disk.img@@1M" ::/many >"$tmpdir/mdir-many"
 size=$(( 40 << 20 ))
 "$NBDKIT" -U - floppy dir="$src" label=myDisk size=40M --run '
   [ "$(nbdinfo --size "$uri")" -eq '"$size"' ] &&
-  nbdcopy "$uri" "$tmpdir/sized.img"' || fail "serving with size= failed"
+  nbdcopy "$uri" "$tmpdir/sized.img" &&
+  nbdcopy --no-extents "$uri" "$tmpdir/sized-full.img" &&
+  nbdinfo --map "$uri" >"$tmpdir/map"' || fail "serving with size= failed"
+# Block status: the free space is reported as a hole, and the holes
+# really read as zeroes (a copy ignoring them is the same).
+cmp "$tmpdir/sized.img" "$tmpdir/sized-full.img" ||
+  fail "the areas reported as holes do not read as zeroes"
+holes=$(awk '$3 == 3 { n += $2 } END { print n + 0 }' "$tmpdir/map")
+[ "$holes" -gt $(( 36 << 20 )) ] ||
+  fail "only $holes bytes reported as holes: $(cat "$tmpdir/map")"
+head -1 "$tmpdir/map" | grep -Eq '^ *0 +512 +0 +data' ||
+  fail "the MBR is not reported as data: $(head -1 "$tmpdir/map")"
 [ "$(stat -c %s "$tmpdir/sized.img")" -eq $size ] || fail "wrong size"
 check_image "$tmpdir/sized.img"
 mdir -i "$tmpdir/sized.img@@1M" :: >"$tmpdir/mdir"

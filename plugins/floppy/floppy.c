@@ -154,6 +154,22 @@ floppy_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   return floppy_read (&floppy, buf, count, offset);
 }
 
+/* Free clusters, the unused part of the FATs and the gaps read as
+ * zeroes: report them as holes so that copies can skip them.
+ */
+static int
+floppy_can_extents (void *handle)
+{
+  return 1;
+}
+
+static int
+floppy_extents_callback (void *handle, uint32_t count, uint64_t offset,
+                         uint32_t flags, struct nbdkit_extents *extents)
+{
+  return floppy_extents (&floppy, count, offset, extents);
+}
+
 static struct nbdkit_plugin plugin = {
   .name               = "floppy",
   .longname           = "nbdkit floppy plugin",
@@ -170,6 +186,8 @@ static struct nbdkit_plugin plugin = {
   .can_multi_conn     = floppy_can_multi_conn,
   .can_cache          = floppy_can_cache,
   .pread              = floppy_pread,
+  .can_extents        = floppy_can_extents,
+  .extents            = floppy_extents_callback,
   .errno_is_preserved = 1,
 };
 

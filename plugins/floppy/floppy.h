@@ -14,6 +14,8 @@
 
 #include "vector.h"
 
+struct nbdkit_extents;
+
 #define SECTOR_SIZE 512
 
 /* FAT32 limits: file sizes are 32 bit, a directory holds at most
@@ -59,6 +61,13 @@ struct file {
 };
 DEFINE_VECTOR_TYPE (file_vector, struct file)
 
+/* The disk as alternating data and zero areas, for block status. */
+struct area {
+  uint64_t end;                 /* the area ends here (exclusive) */
+  bool zero;                    /* reads as zeroes and takes no space */
+};
+#define MAX_AREAS 8
+
 /* A run of clusters belonging to one directory or file.  Every file and
  * directory is stored contiguously, so the FAT chain of a run is simply
  * first, first+1, ..., end of chain.
@@ -85,6 +94,9 @@ struct floppy {
   uint32_t fat_sectors;         /* sectors in one FAT */
   uint32_t partition_sectors;
   uint64_t disk_size;
+
+  struct area areas[MAX_AREAS];
+  size_t nareas;
 
   /* Sectors built in memory. */
   uint8_t mbr[SECTOR_SIZE];
@@ -134,5 +146,7 @@ extern int floppy_layout (struct floppy *floppy, int64_t requested_size,
                           const char *size_str);
 extern int floppy_read (const struct floppy *floppy, void *buf,
                         uint32_t count, uint64_t offset);
+extern int floppy_extents (const struct floppy *floppy, uint32_t count,
+                           uint64_t offset, struct nbdkit_extents *extents);
 
 #endif /* NBDKIT_FLOPPY_H */

@@ -240,6 +240,62 @@ build_fsinfo (struct floppy *floppy)
   put32 (f + 508, 0xaa550000);
 }
 
+static void
+add_area (struct floppy *floppy, uint64_t end, bool zero)
+{
+  assert (floppy->nareas < MAX_AREAS);
+  if (floppy->nareas > 0 &&
+      end <= floppy->areas[floppy->nareas - 1].end)
+    return;                     /* empty */
+  floppy->areas[floppy->nareas++] = (struct area) { .end = end, .zero = zero };
+}
+
+/* What is data and what is zero: the MBR, the gap before the partition,
+ * the reserved sectors, the used part of each FAT and its zero rest,
+ * the used clusters, then free clusters and anything past the partition.
+ */
+static void
+map_areas (struct floppy *floppy)
+{
+  uint64_t sector_bytes = SECTOR_SIZE;
+  uint64_t fat_bytes = (uint64_t) floppy->fat_sectors * sector_bytes;
+  uint64_t fat_used = ROUND_UP (((uint64_t) floppy->used_clusters + 2) * 4,
+                                sector_bytes);
+  uint64_t fat_start = PARTITION_OFFSET + RESERVED_SECTORS * sector_bytes;
+  uint64_t data_start = fat_start + 2 * fat_bytes;
+
+  floppy->nareas = 0;
+  add_area (floppy, SECTOR_SIZE, false);
+  add_area (floppy, PARTITION_OFFSET, true);
+  add_area (floppy, fat_start + fat_used, false);
+  add_area (floppy, fat_start + fat_bytes, true);
+  add_area (floppy, fat_start + fat_bytes + fat_used, false);
+  add_area (floppy, data_start, true);
+  add_area (floppy, data_start +
+            (uint64_t) floppy->used_clusters * floppy->cluster_size, false);
+  add_area (floppy, floppy->disk_size, true);
+}
+
+int
+floppy_extents (const struct floppy *floppy, uint32_t count, uint64_t offset,
+                struct nbdkit_extents *extents)
+{
+  uint64_t end = offset + count;
+  size_t i;
+
+  for (i = 0; i < floppy->nareas && offset < end; ++i) {
+    const struct area *a = &floppy->areas[i];
+    if (a->end <= offset)
+      continue;
+    if (nbdkit_add_extent (extents, offset, a->end - offset,
+                           a->zero
+                           ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0) == -1)
+      return -1;
+    offset = a->end;
+  }
+  return 0;
+}
+
 int
 floppy_layout (struct floppy *floppy, int64_t requested_size,
                const char *size_str)
@@ -265,6 +321,7 @@ floppy_layout (struct floppy *floppy, int64_t requested_size,
   build_mbr (floppy, serial);
   build_boot_sector (floppy, serial);
   build_fsinfo (floppy);
+  map_areas (floppy);
   nbdkit_debug ("floppy: %zu dirs, %zu files, %" PRIu32 " of %" PRIu32
                 " clusters of %" PRIu32 " bytes used, disk size %" PRIu64,
                 floppy->dirs.len, floppy->files.len, floppy->used_clusters,
