@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # The ext2 filter's other cases: ext2file=/PATH serves that file
-# whatever the export name; an image without a filesystem and a journal
-# that needs recovery (for writing) are refused with clear messages;
-# bad parameters stop the server with status 1.
+# whatever the export name; ext2file=exportname lists no exports; an
+# image without a filesystem and a journal that needs recovery (for
+# writing) are refused with clear messages; bad parameters stop the
+# server with status 1.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires mke2fs -V
@@ -25,6 +26,15 @@ mke2fs -q -t ext4 -d "$tmpdir/src" "$img" || fail "mke2fs failed"
 [ "$("$NBDKIT" -r -U - --filter=ext2 file "$img" ext2file=/dir/small \
         --run 'nbdcopy "nbd+unix:///other?socket=$unixsocket" -')" = hello ] ||
   fail "ext2file=/dir/small: wrong data"
+
+# ext2file=exportname lists no exports (as Debian's 1.32).
+"$NBDKIT" -U - --filter=ext2 file "$img" ext2file=exportname \
+    --run 'nbdinfo --json --list "$uri"' >"$tmpdir/list" ||
+  fail "nbdinfo --list failed"
+python3 -c '
+import json, sys
+assert json.load(open(sys.argv[1]))["exports"] == []
+' "$tmpdir/list" || fail "exports listed: $(cat "$tmpdir/list")"
 
 # Not a filesystem.
 truncate -s 1M "$tmpdir/blank"

@@ -87,6 +87,18 @@ ext2_thread_model (void)
   return NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS;
 }
 
+/* With ext2file=exportname any path may be asked for, so no list is
+ * offered (the exportname filter can add one).
+ */
+static int
+ext2_list_exports (nbdkit_next_list_exports *next, nbdkit_backend *nxdata,
+                   int readonly, int is_tls, struct nbdkit_exports *exports)
+{
+  if (file == NULL)
+    return 0;
+  return next (nxdata, readonly, exports);
+}
+
 /* The per-connection state: the open filesystem and file. */
 struct handle {
   const char *path;             /* file served, interned */
@@ -432,6 +444,7 @@ static struct nbdkit_filter filter = {
   .config_complete   = ext2_config_complete,
   .config_help       = ext2_config_help,
   .thread_model      = ext2_thread_model,
+  .list_exports      = ext2_list_exports,
   .open              = ext2_open,
   .prepare           = ext2_prepare,
   .finalize          = ext2_finalize,
