@@ -70,6 +70,7 @@ expect_error "NBDKIT_API_VERSION 1" v1.c EXTRA_CFLAGS=-O0
 expect_error "no C program name"
 expect_error "first parameter must be the C file" CC=gcc tiny.c
 expect_error "missing.c" missing.c
+expect_error "not a regular file" "$tmpdir"
 expect_error "compilation failed (false exited" tiny.c CC=false
 expect_error "tiny: unknown parameter size" tiny.c EXTRA_CFLAGS=-O0 size=1
 expect_error "must come before" tiny.c EXTRA_CFLAGS=-O0 ok=1 CC=gcc

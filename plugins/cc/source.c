@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cc.h"
@@ -210,14 +211,19 @@ int
 source_prepare (const char *value, char **source)
 {
   CLEANUP_FREE char *path = NULL;
+  struct stat st;
 
   if (strcmp (value, "-") == 0)
     return source_from_stdin (source);
   path = nbdkit_realpath (value);
   if (path == NULL)
     return -1;
-  if (access (path, R_OK) == -1) {
+  if (stat (path, &st) == -1 || access (path, R_OK) == -1) {
     nbdkit_error ("script=%s: %m", value);
+    return -1;
+  }
+  if (!S_ISREG (st.st_mode)) {
+    nbdkit_error ("script=%s: not a regular file", value);
     return -1;
   }
   if (has_shebang (path))
