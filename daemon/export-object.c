@@ -317,7 +317,7 @@ method_stop (sd_bus_message *m, void *userdata, sd_bus_error *error)
   struct export *e = userdata;
   int r;
 
-  if (e->worker == NULL && !e->restart_timer) {
+  if (!export_has_workers (e) && !e->restart_timer) {
     if (e->state == EXPORT_STARTING)
       export_set_state (e, EXPORT_INACTIVE);
     return sd_bus_reply_method_return (m, NULL);
@@ -331,8 +331,7 @@ method_stop (sd_bus_message *m, void *userdata, sd_bus_error *error)
     e->restart_timer = sd_event_source_disable_unref (e->restart_timer);
     export_set_state (e, EXPORT_INACTIVE);
   }
-  if (e->worker)
-    worker_stop (e, true);
+  worker_stop (e, true);
   return sd_bus_reply_method_return (m, NULL);
 }
 

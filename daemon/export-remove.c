@@ -27,7 +27,7 @@ export_remove_graceful (struct export *e, sd_bus_message *m)
   e->restart_pending = false;
   e->restart_timer = sd_event_source_disable_unref (e->restart_timer);
   e->ctx->pending_calls++;
-  if (e->worker == NULL) {
+  if (!export_has_workers (e)) {
     export_remove_finish (e);
     return 0;
   }

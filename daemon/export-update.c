@@ -3,7 +3,9 @@
  * until the whole new definition has been checked (a dry run when the
  * worker's command line changes), its new listeners are open and it is
  * stored; then it replaces the old one at once, and a running worker is
- * restarted only when its command line or listeners changed.  An Update
+ * replaced only when its command line or listeners changed: a new worker
+ * takes the new clients while the old one serves its own until they
+ * leave (worker-retire.c).  An Update
  * that changes nothing does nothing, not even PropertiesChanged.
  */
 
@@ -158,7 +160,7 @@ update_commit (struct update_job *job)
   log_info (e->ctx, "export '%s' updated", e->def.name);
   update_emit (e, &job->def);
   if (e->worker && (job->changes & (DEF_CHANGE_COMMAND | DEF_CHANGE_LISTENERS)))
-    worker_restart (e);
+    worker_replace (e);
   else if (e->worker == NULL)
     export_listeners_watch (e, e->def.start == START_ON_DEMAND);
   export_idle_check (e);

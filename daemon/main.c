@@ -227,7 +227,7 @@ running_workers (const struct context *ctx)
   unsigned n = 0;
 
   for (size_t i = 0; i < ctx->exports.len; i++)
-    n += ctx->exports.ptr[i]->worker != NULL;
+    n += export_has_workers (ctx->exports.ptr[i]);
   return n;
 }
 
@@ -343,8 +343,7 @@ on_signal (sd_event_source *s, const struct signalfd_siginfo *si, void *userdata
   sd_notify (false, "STOPPING=1");
   sd_bus_release_name (ctx->bus, NBDKITD_BUS_NAME);
   for (size_t i = 0; i < ctx->exports.len; i++)
-    if (ctx->exports.ptr[i]->worker)
-      worker_stop (ctx->exports.ptr[i], true);
+    worker_stop (ctx->exports.ptr[i], true);
   sd_event_add_time_relative (ctx->event, &ctx->stop_timer, CLOCK_MONOTONIC,
                               35 * UINT64_C (1000000), 0, on_stop_timeout, ctx);
   context_check_stopped (ctx);
@@ -470,8 +469,7 @@ main (int argc, char *argv[])
     r = run (&ctx);
   }
   for (size_t i = 0; i < ctx.exports.len; i++)
-    if (ctx.exports.ptr[i]->worker)
-      worker_stop (ctx.exports.ptr[i], false);
+    worker_stop (ctx.exports.ptr[i], false);
   context_done (&ctx);
   return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

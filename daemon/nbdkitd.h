@@ -114,7 +114,11 @@ struct export {
   listener_vector listeners;
   bool shared;                  /* reached through the daemon's listener */
   struct worker *worker;        /* NULL when no worker runs */
-  struct export_counters counters;
+  struct worker *retired;       /* replaced workers serving their last
+                                 * clients (worker-retire.c) */
+  struct export_counters counters;      /* what the properties show: */
+  struct export_counters retired_base;  /* exited retired workers' */
+  struct export_counters last_main;     /* the last worker's, once gone */
   struct export_info info;
   unsigned quick_failures;      /* consecutive short-lived workers */
   uint64_t last_start_usec;
@@ -315,6 +319,9 @@ extern int worker_send_command (struct export *e, const char *type,
 extern int export_start_by_policy (struct export *e);
 extern void export_idle_check (struct export *e);
 extern int worker_restart (struct export *e);
+extern int worker_replace (struct export *e);
+extern bool export_has_workers (const struct export *e);
+extern void export_recount (struct export *e);
 
 /* listeners.c */
 extern int shared_listeners_open (struct context *ctx);

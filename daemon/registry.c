@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nbdkitd.h"
+#include "worker.h"
 
 static const char *const state_names[] = {
   [EXPORT_INACTIVE] = "inactive", [EXPORT_STARTING] = "starting",
@@ -276,6 +277,7 @@ export_free (struct export *e)
   router_export_gone (e);
   if (e->worker)
     worker_free (e->worker);
+  worker_free_retired (e);
   export_listeners_close (e);
   listener_vector_reset (&e->listeners);
   sd_event_source_disable_unref (e->restart_timer);

@@ -45,9 +45,11 @@ dry_run_line (void *opaque, const char *line)
 const char *
 validate_error_name (const char *msg)
 {
-  if (strstr (msg, "cannot open plugin") || strstr (msg, "not an nbdkit plugin"))
+  if (strstr (msg, "cannot open plugin") || strstr (msg, "not an nbdkit plugin") ||
+      strstr (msg, "error: the plugin '"))
     return NBDKITD_ERROR_NO_SUCH_PLUGIN;
-  if (strstr (msg, "cannot open filter") || strstr (msg, "not an nbdkit filter"))
+  if (strstr (msg, "cannot open filter") || strstr (msg, "not an nbdkit filter") ||
+      strstr (msg, "error: the filter '"))
     return NBDKITD_ERROR_NO_SUCH_FILTER;
   if (strstr (msg, "unknown parameter") || strstr (msg, "usage") ||
       strstr (msg, "--user") || strstr (msg, "--group") ||

@@ -25,7 +25,18 @@ int
 worker_command (struct export *e, const char *type, json_object *args,
                 int fd, worker_reply_fn fn, void *opaque)
 {
-  struct worker *w = e->worker;
+  if (e->worker == NULL) {
+    json_object_put (args);
+    return -ESRCH;
+  }
+  return worker_command_to (e->worker, type, args, fd, fn, opaque);
+}
+
+/* The same, to one worker W (the current one or a retired one). */
+int
+worker_command_to (struct worker *w, const char *type, json_object *args,
+                   int fd, worker_reply_fn fn, void *opaque)
+{
   json_object *msg = args ? args : json_object_new_object ();
   struct worker_cmd *c;
   const char *text;
@@ -37,7 +48,7 @@ worker_command (struct export *e, const char *type, json_object *args,
   } u;
   int r = 0;
 
-  if (w == NULL || w->control_fd < 0) {
+  if (w->control_fd < 0) {
     json_object_put (msg);
     return -ESRCH;
   }
@@ -136,16 +147,16 @@ on_ready (struct export *e, json_object *msg)
 }
 
 static void
-on_stats (struct export *e, json_object *msg)
+on_stats (struct worker *w, json_object *msg)
 {
   json_object *req;
   uint64_t requests = 0;
 
-  e->counters.active = get_int (msg, "connections_active");
-  e->counters.total = get_int (msg, "connections_total");
-  e->counters.bytes_read = get_int (msg, "bytes_read");
-  e->counters.bytes_written = get_int (msg, "bytes_written");
-  e->counters.errors = get_int (msg, "errors");
+  w->stats.active = get_int (msg, "connections_active");
+  w->stats.total = get_int (msg, "connections_total");
+  w->stats.bytes_read = get_int (msg, "bytes_read");
+  w->stats.bytes_written = get_int (msg, "bytes_written");
+  w->stats.errors = get_int (msg, "errors");
   if (json_object_object_get_ex (msg, "requests", &req) &&
       json_object_is_type (req, json_type_object)) {
     json_object_object_foreach (req, key, val) {
@@ -153,14 +164,15 @@ on_stats (struct export *e, json_object *msg)
       requests += json_object_get_int64 (val);
     }
   }
-  e->counters.requests = requests;
-  export_counters_changed (e);
+  w->stats.requests = requests;
+  export_recount (w->export);
+  export_counters_changed (w->export);
 }
 
 static void
-on_reply (struct export *e, json_object *msg)
+on_reply (struct worker *w, json_object *msg)
 {
-  struct worker *w = e->worker;
+  struct export *e = w->export;
   int64_t id = get_int (msg, "id");
 
   for (struct worker_cmd **pp = &w->pending; *pp; pp = &(*pp)->next) {
@@ -176,9 +188,27 @@ on_reply (struct export *e, json_object *msg)
              e->def.name, id);
 }
 
+/* A connection came or went on W. */
 static void
-worker_event (struct export *e, json_object *msg)
+on_connection (struct worker *w, bool opened)
 {
+  struct export *e = w->export;
+
+  if (opened) {
+    w->stats.active++;
+    w->stats.total++;
+  }
+  else if (w->stats.active)
+    w->stats.active--;
+  export_recount (e);
+  export_emit_changed (e, "ActiveConnections", NULL);
+  export_idle_check (e);
+}
+
+static void
+worker_event (struct worker *w, json_object *msg)
+{
+  struct export *e = w->export;
   const char *type = get_string (msg, "type");
 
   if (type == NULL || get_int (msg, "v") != 1) {
@@ -187,27 +217,22 @@ worker_event (struct export *e, json_object *msg)
     return;
   }
   if (strcmp (type, "reply") == 0)
-    on_reply (e, msg);
+    on_reply (w, msg);
+  else if (strcmp (type, "connection-opened") == 0)
+    on_connection (w, true);
+  else if (strcmp (type, "connection-closed") == 0)
+    on_connection (w, false);
+  else if (strcmp (type, "stats") == 0)
+    on_stats (w, msg);
+  else if (w->retired)
+    /* The export's state is the current worker's business. */
+    log_debug (e->ctx, "export '%s': retired worker: %s", e->def.name, type);
   else if (strcmp (type, "ready") == 0)
     on_ready (e, msg);
   else if (strcmp (type, "error") == 0) {
-    e->worker->error_event = true;
+    w->error_event = true;
     export_set_last_error (e, get_string (msg, "message"));
   }
-  else if (strcmp (type, "connection-opened") == 0) {
-    e->counters.active++;
-    e->counters.total++;
-    export_emit_changed (e, "ActiveConnections", NULL);
-    export_idle_check (e);
-  }
-  else if (strcmp (type, "connection-closed") == 0) {
-    if (e->counters.active)
-      e->counters.active--;
-    export_emit_changed (e, "ActiveConnections", NULL);
-    export_idle_check (e);
-  }
-  else if (strcmp (type, "stats") == 0)
-    on_stats (e, msg);
   else if (strcmp (type, "stopping") == 0) {
     if (e->state != EXPORT_FAILED)
       export_set_state (e, EXPORT_STOPPING);
@@ -247,7 +272,7 @@ worker_on_control (sd_event_source *s, int fd, uint32_t revents, void *userdata)
     buf[n] = '\0';
     msg = json_tokener_parse (buf);
     if (msg && json_object_is_type (msg, json_type_object))
-      worker_event (e, msg);
+      worker_event (w, msg);
     else
       log_warning (e->ctx, "export '%s': control message is not JSON, ignoring",
                    e->def.name);
@@ -255,4 +280,19 @@ worker_on_control (sd_event_source *s, int fd, uint32_t revents, void *userdata)
   }
   free (buf);
   return 0;
+}
+
+/* W has exited: take the messages it sent last (its final counters)
+ * before its control socket is closed.
+ */
+void
+worker_control_drain (struct worker *w)
+{
+  for (int i = 0; i < 64 && w->control_source; i++) {
+    char c;
+
+    if (recv (w->control_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+      break;
+    worker_on_control (w->control_source, w->control_fd, EPOLLIN, w);
+  }
 }

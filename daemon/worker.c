@@ -49,12 +49,10 @@ worker_running (const struct export *e)
 static void
 worker_stderr_line (void *opaque, const char *line)
 {
-  struct export *e = opaque;
-  struct worker *w = e->worker;
+  struct worker *w = opaque;
+  struct export *e = w->export;
 
   log_info (e->ctx, "export '%s': %s", e->def.name, line);
-  if (w == NULL)
-    return;
   if (w->tail.len == TAIL_LINES) {
     free (w->tail.ptr[0]);
     string_vector_remove (&w->tail, 0);
@@ -151,13 +149,17 @@ worker_unexpected_exit (struct export *e, const char *why)
 static void
 worker_exit (void *opaque, const siginfo_t *si)
 {
-  struct export *e = opaque;
-  struct worker *w = e->worker;
+  struct worker *w = opaque;
+  struct export *e = w->export;
   struct context *ctx = e->ctx;
   bool requested = w->stop_requested, clean = si->si_code == CLD_EXITED &&
     si->si_status == 0;
   char why[64];
 
+  if (w->retired) {
+    worker_retired_exit (w, si);
+    return;
+  }
   if (si->si_code == CLD_EXITED)
     snprintf (why, sizeof why, "exited with status %d", si->si_status);
   else
@@ -171,6 +173,8 @@ worker_exit (void *opaque, const siginfo_t *si)
       export_set_last_error (e, tail);
     free (tail);
   }
+  e->last_main = w->stats;
+  e->last_main.active = 0;
   worker_free (w);
   if (e->adding) {
     /* The first worker of an AddExport: its error is the reply. */
@@ -180,9 +184,11 @@ worker_exit (void *opaque, const siginfo_t *si)
   }
   router_export_gone (e);
   e->info.valid = false;
-  e->counters.active = 0;
+  export_recount (e);
   if (e->removing) {
-    export_remove_finish (e);
+    /* With retired workers still serving, the last of them finishes. */
+    if (!export_has_workers (e))
+      export_remove_finish (e);
     context_update_status (ctx);
     context_check_stopped (ctx);
     return;
@@ -255,6 +261,9 @@ worker_start (struct export *e)
   if (w == NULL)
     return -ENOMEM;
   w->export = e;
+  /* A fresh start (not a replacement) starts the counters again. */
+  if (e->retired == NULL)
+    e->retired_base = e->last_main = (struct export_counters) { 0 };
   w->control_fd = -1;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
     free (w);
@@ -271,7 +280,7 @@ worker_start (struct export *e)
   e->worker = w;
   if (r == 0)
     r = spawn_process (ctx, argv.ptr, fds, nfds, worker_stderr_line,
-                       worker_exit, e, &w->spawn);
+                       worker_exit, w, &w->spawn);
   nbdkit_argv_free (&pipes, &argv);
   close (sv[1]);
   w->control_fd = sv[0];
@@ -312,6 +321,7 @@ worker_stop (struct export *e, bool graceful)
   json_object *cmd;
   int r;
 
+  worker_stop_retired (e, graceful);
   if (w == NULL || w->stop_requested)
     return 0;
   w->stop_requested = true;

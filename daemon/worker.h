@@ -5,6 +5,8 @@
 #ifndef NBDKITD_WORKER_H
 #define NBDKITD_WORKER_H
 
+#include <signal.h>
+
 #include <json-c/json.h>
 
 #include "nbdkitd.h"
@@ -33,13 +35,25 @@ struct worker {
   int64_t next_id;
   struct worker_cmd *pending;
   string_vector tail;           /* the last lines of standard error */
+  struct export_counters stats; /* this worker's own counters */
+  bool retired;                 /* replaced: serves its last clients */
+  struct worker *next_retired;  /* in export->retired */
 };
 
 /* worker-control.c */
 extern int worker_command (struct export *e, const char *type,
                            json_object *args, int fd,
                            worker_reply_fn fn, void *opaque);
+extern int worker_command_to (struct worker *w, const char *type,
+                              json_object *args, int fd,
+                              worker_reply_fn fn, void *opaque);
 extern int worker_on_control (sd_event_source *s, int fd, uint32_t revents,
                               void *userdata);
+extern void worker_control_drain (struct worker *w);
+
+/* worker-retire.c */
+extern void worker_retired_exit (struct worker *w, const siginfo_t *si);
+extern void worker_stop_retired (struct export *e, bool graceful);
+extern void worker_free_retired (struct export *e);
 
 #endif /* NBDKITD_WORKER_H */

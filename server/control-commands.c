@@ -20,6 +20,8 @@
 #include "internal.h"
 
 #define DEFAULT_STOP_TIMEOUT 30
+/* How long a retired worker waits for its clients to leave. */
+#define DEFAULT_RETIRE_TIMEOUT 3600
 
 /* After the stop deadline connections are shut down; give their threads
  * this long to notice before the worker exits anyway.
@@ -35,6 +37,8 @@ typedef int (*command_handler) (struct json_object *cmd, int *fds,
 
 static bool stopping;
 static time_t stop_deadline;    /* CLOCK_MONOTONIC seconds, 0 = none */
+static bool retiring;           /* retire, not (yet) stop */
+static time_t retire_deadline;  /* the same, for retire */
 static struct worker_stats last_stats; /* all zero until the first event */
 
 static time_t
@@ -120,9 +124,12 @@ cmd_disconnect (struct json_object *cmd, int *fds, size_t nfds,
 void
 control_stop (bool graceful, unsigned timeout, const char *reason)
 {
-  if (stopping)
+  /* A stop overrides a retire; anything else is already under way. */
+  if (stopping && !retiring)
     return;
   stopping = true;
+  retiring = false;
+  retire_deadline = 0;
   control_stopping (reason);
   stop_accepting ();
   control_set_draining ();
@@ -161,6 +168,52 @@ cmd_stop (struct json_object *cmd, int *fds, size_t nfds,
     }
   }
   control_stop (graceful, timeout, "stop");
+  return 0;
+}
+
+/* Read the optional "timeout" field (seconds, 0 to MAX) into *TIMEOUT. */
+static int
+get_timeout (struct json_object *cmd, int64_t max, int64_t *timeout,
+             char **error)
+{
+  struct json_object *v;
+  int r = get_field (cmd, "timeout", json_type_int, &v, error);
+
+  if (r == 1) {
+    *timeout = json_object_get_int64 (v);
+    if (*timeout < 0 || *timeout > max) {
+      *error = control_error_text ("field 'timeout' must be between 0 and "
+                                   "%" PRIi64, max);
+      return -1;
+    }
+  }
+  return r == -1 ? -1 : 0;
+}
+
+/* retire: a replacement worker now serves the export.  Stop accepting
+ * and exit once the last client has gone, leaving the clients alone
+ * until then; after TIMEOUT seconds stop the rest as a graceful stop
+ * would.
+ */
+static int
+cmd_retire (struct json_object *cmd, int *fds, size_t nfds,
+            struct json_object *reply, char **error)
+{
+  int64_t timeout = DEFAULT_RETIRE_TIMEOUT;
+
+  if (get_timeout (cmd, 30 * 86400, &timeout, error) == -1)
+    return -1;
+  if (stopping) {
+    *error = control_error_text ("the worker is stopping");
+    return -1;
+  }
+  stopping = retiring = true;
+  control_stopping ("retire");
+  stop_accepting ();
+  control_set_draining ();
+  retire_deadline = now_monotonic () + timeout;
+  if (connection_threads_running () == 0)
+    set_quit ();
   return 0;
 }
 
@@ -212,6 +265,7 @@ static const struct {
   { "list-connections", cmd_list_connections },
   { "disconnect", cmd_disconnect },
   { "stop", cmd_stop },
+  { "retire", cmd_retire },
   { "reload-tls", cmd_reload_tls },
   { "hand-over", cmd_hand_over },
 };
@@ -333,6 +387,10 @@ control_tick (void)
     last_stats = st;
   }
 
+  if (retire_deadline && now_monotonic () >= retire_deadline) {
+    debug ("control: retire timeout: stopping the remaining clients");
+    control_stop (true, DEFAULT_STOP_TIMEOUT, "retire-timeout");
+  }
   if (stopping && stop_deadline && now_monotonic () >= stop_deadline) {
     debug ("control: stop timeout: shutting down the remaining clients");
     connection_disconnect_all (true, CLOSE_BY_STOP);

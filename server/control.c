@@ -343,6 +343,10 @@ control_close (void)
     close (timer_fd);
   timer_fd = -1;
   if (control_fd >= 0) {
+    /* The final counters, so that a supervisor adding up the work of
+     * several workers loses nothing of the last seconds.
+     */
+    control_tick ();
     control_fd = -1;
     control_queue_close (true);
   }

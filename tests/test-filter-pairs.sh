@@ -6,12 +6,14 @@
 # was two modules binding to each other's helpers).  Excluded, because
 # they need prepared input or refuse writes by design: checkwrite
 # (compares every write with the plugin's data), gzip, xz, tar,
-# partition (need a compressed file, an archive or a partition table).
+# partition (need a compressed file, an archive or a partition table),
+# ext2 (needs an ext2/3/4 filesystem holding the ext2file= file), luks
+# (needs a LUKSv1 header and passphrase=).
 
 source "$srcdir/functions.sh"
 requires /usr/bin/python3 -c 'import nbd'
 
-excluded=" checkwrite gzip xz tar partition "
+excluded=" checkwrite gzip xz tar partition ext2 luks "
 filters=()
 for d in "$abs_top_srcdir"/filters/*/; do
   f=$(basename "$d")
