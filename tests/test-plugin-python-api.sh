@@ -32,6 +32,7 @@ h.flush()
 assert h.pread(210, 0) == bytes(110) + b\"v1\" * 50
 assert h.can_fua() and not h.can_trim()
 "' || fail "the API_VERSION 1 script failed"
+
 # Only the required callbacks: a read-only disk that can do nothing
 # else, all data.
 cat >"$tmpdir/min.py" <<'PY'
