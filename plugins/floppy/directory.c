@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #define NBDKIT_API_VERSION 2
@@ -102,6 +103,11 @@ add_child (struct floppy *floppy, size_t dir_index, char *name, char *path)
       nbdkit_error ("%s: file is too large for FAT32 (%" PRIu64 " bytes, "
                     "the largest possible is 4294967295 bytes)",
                     path, (uint64_t) st.st_size);
+      goto err;
+    }
+    /* Better refused now than failing the client's reads later. */
+    if (access (path, R_OK) == -1) {
+      nbdkit_error ("%s: cannot read the file: %m", path);
       goto err;
     }
     child.index = floppy->files.len;

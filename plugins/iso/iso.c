@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,8 +165,9 @@ build_command (void)
 }
 
 /* Run CMD under /bin/sh with standard output on OUT_FD, standard input
- * from /dev/null and standard error shared with nbdkit so that the
- * program's own messages are seen.  Returns the wait status or -1.
+ * from /dev/null, standard error shared with nbdkit so that the
+ * program's own messages are seen, and default signal handling.
+ * Returns the wait status or -1.
  */
 static int
 run_command (const char *cmd, int out_fd)
@@ -182,6 +184,13 @@ run_command (const char *cmd, int out_fd)
   }
   if (pid == 0) {
     int null_fd = open ("/dev/null", O_RDONLY);
+    sigset_t mask;
+
+    /* nbdkit ignores SIGPIPE and SIGHUP; the program should not. */
+    signal (SIGPIPE, SIG_DFL);
+    signal (SIGHUP, SIG_DFL);
+    sigemptyset (&mask);
+    sigprocmask (SIG_SETMASK, &mask, NULL);
     if (null_fd == -1 || dup2 (null_fd, STDIN_FILENO) == -1 ||
         dup2 (out_fd, STDOUT_FILENO) == -1)
       _exit (126);
