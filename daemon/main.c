@@ -331,6 +331,18 @@ on_stop_timeout (sd_event_source *s, uint64_t usec, void *userdata)
   return sd_event_exit (ctx->event, 0);
 }
 
+/* SIGHUP: what the Reload method does (certificate renewal scripts). */
+static int
+on_sighup (sd_event_source *s, const struct signalfd_siginfo *si,
+           void *userdata)
+{
+  struct context *ctx = userdata;
+
+  log_info (ctx, "SIGHUP received, reloading modules and TLS credentials");
+  context_reload (ctx);
+  return 0;
+}
+
 static int
 on_signal (sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
@@ -413,6 +425,7 @@ run (struct context *ctx)
   sigaddset (&mask, SIGCHLD);
   sigaddset (&mask, SIGTERM);
   sigaddset (&mask, SIGINT);
+  sigaddset (&mask, SIGHUP);
   sigprocmask (SIG_BLOCK, &mask, NULL);
   signal (SIGPIPE, SIG_IGN);
 
@@ -424,7 +437,8 @@ run (struct context *ctx)
   }
   if ((r = sd_event_default (&ctx->event)) < 0 ||
       (r = sd_event_add_signal (ctx->event, NULL, SIGTERM, on_signal, ctx)) < 0 ||
-      (r = sd_event_add_signal (ctx->event, NULL, SIGINT, on_signal, ctx)) < 0)
+      (r = sd_event_add_signal (ctx->event, NULL, SIGINT, on_signal, ctx)) < 0 ||
+      (r = sd_event_add_signal (ctx->event, NULL, SIGHUP, on_sighup, ctx)) < 0)
     return r;
   if ((r = bus_connect (ctx)) < 0) {
     log_error (ctx, "Failed to connect to the bus: %s", strerror (-r));

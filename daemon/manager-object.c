@@ -441,6 +441,21 @@ reload_tls_reply (struct export *e, json_object *reply, void *opaque)
                  e->def.name, json_object_get_string (err));
 }
 
+/* Reload and SIGHUP: forget the module catalogue and make every running
+ * TLS worker read its certificates or PSK file again (new handshakes use
+ * them, established connections keep theirs).
+ */
+void
+context_reload (struct context *ctx)
+{
+  catalogue_free (ctx);
+  for (size_t i = 0; i < ctx->exports.len; i++) {
+    struct export *e = ctx->exports.ptr[i];
+    if (e->def.tls != TLS_MODE_OFF && worker_running (e))
+      worker_command (e, "reload-tls", NULL, -1, reload_tls_reply, NULL);
+  }
+}
+
 static int
 method_reload (sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
@@ -451,12 +466,7 @@ method_reload (sd_bus_message *m, void *userdata, sd_bus_error *error)
                         error);
   if (r <= 0)
     return r < 0 ? r : 1;
-  catalogue_free (ctx);
-  for (size_t i = 0; i < ctx->exports.len; i++) {
-    struct export *e = ctx->exports.ptr[i];
-    if (e->def.tls != TLS_MODE_OFF && worker_running (e))
-      worker_command (e, "reload-tls", NULL, -1, reload_tls_reply, NULL);
-  }
+  context_reload (ctx);
   return sd_bus_reply_method_return (m, NULL);
 }
 

@@ -188,6 +188,7 @@ struct context {
 /* main.c */
 extern void context_done (struct context *ctx);
 extern void context_check_idle (struct context *ctx);
+extern void context_reload (struct context *ctx);
 extern void context_update_status (struct context *ctx);
 extern void context_check_stopped (struct context *ctx);
 extern void log_msg (struct context *ctx, int level, const char *fs, ...)
