@@ -99,10 +99,8 @@ else:
 assert h.aio_is_closed() or h.aio_is_dead(), "still connected"
 ' || fail "block size checks failed"
 
-for arg in blocksize-minimum=3 blocksize-minimum=128K blocksize-minimum=0 \
-           blocksize-preferred=256 blocksize-preferred=64M \
-           blocksize-preferred=3000 blocksize-maximum=5G \
-           blocksize-maximum=100 blocksize-maximum=x \
+for arg in blocksize-minimum=3 blocksize-minimum=128K \
+           blocksize-preferred=256 blocksize-maximum=5G \
            blocksize-error-policy=strict blocksize-write-disconnect=0 \
            "blocksize-minimum=4K blocksize-preferred=1K" \
            "blocksize-preferred=64K blocksize-maximum=4K" \

@@ -62,7 +62,7 @@ for mode, want in (('requests', True), ('all-requests', True),
 
 # One client at a time: the second handshake completes only after the
 # first client disconnects.  Data written by the first is then seen.
-# (The 0.5 s in which the second must not be served is the one fixed
+# (The 0.3 s in which the second must not be served is the one fixed
 # wait: nothing signals "still waiting".)
 "$NBDKIT" -U - --filter=noparallel memory 1M serialize=connections \
   --run 'nbdsh -c "
@@ -71,7 +71,7 @@ h.connect_uri(\"$uri\")
 h.pwrite(b\"first\", 0)
 h2 = nbd.NBD()
 h2.aio_connect_uri(\"$uri\")
-deadline = time.monotonic() + 0.5
+deadline = time.monotonic() + 0.3
 while time.monotonic() < deadline:
     h2.poll(50)
     assert not h2.aio_is_ready(), \"second client served while the first is connected\"

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # The scan filter, watching the cache requests below it (log filter;
-# the delay filter slows them to 50 ms each where timing matters):
-# one in-order pass over the disk by default; scan-ahead jumping past a
-# read and scan-ahead=false not; the clock resuming for the next client
-# and scan-clock=false restarting; scan-forever starting a second pass;
-# nothing after a client disconnects; nothing for a non-default export,
-# without cache support or without a parallel thread model (warnings);
-# nbdkit stopped while scanning forever exits cleanly; bad values.
+# the delay filter slows them where timing matters): one in-order pass
+# over the disk by default; scan-ahead jumping past a read and
+# scan-ahead=false not; nothing for a non-default export, without cache
+# support or without a parallel thread model (warnings); bad values.
+# (test-filter-scan-clock.sh covers the clock, forever and shutdown.)
 
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 requires nbdsh --version
@@ -20,23 +18,6 @@ requires_filter noparallel
 
 make_tmpdir
 export tmpdir
-
-# Server 1: the clock kept; server 2: scan-clock=false, scan-forever,
-# run in the foreground so that its exit status can be checked.
-start_nbdkit -P "$tmpdir/pid1" -U "$tmpdir/sock1" \
-  --filter=scan --filter=delay --filter=log memory 16M \
-  scan-size=1M delay-cache=50ms logfile="$tmpdir/log1"
-"$NBDKIT" -f -P "$tmpdir/pid2" -U "$tmpdir/sock2" \
-  --filter=scan --filter=delay --filter=log memory 8M \
-  scan-size=1M delay-cache=50ms logfile="$tmpdir/log2" \
-  scan-clock=false scan-forever=true 2> "$tmpdir/err2" &
-server2=$!
-cleanup_fn kill_pid $server2
-for (( i = 0; i < 300; i++ )); do
-  [ -S "$tmpdir/sock2" ] && break
-  sleep 0.1
-done
-export server2
 
 nbdsh -c '
 import os, signal, time
@@ -103,48 +84,7 @@ time.sleep(0.3)
 h.shutdown()
 assert caches(log) == [], caches(log)
 
-# The clock: the second client resumes where the first stopped, and
-# nothing is prefetched in between.
-log = tmpdir + "/log1"
-h = nbd.NBD()
-h.connect_uri("nbd+unix:///?socket=" + tmpdir + "/sock1")
-wait_for(lambda: len(caches(log)) >= 3, "three prefetches")
-h.shutdown()
-del h
-n = len(caches(log))
-time.sleep(0.3)
-assert len(caches(log)) == n, "prefetching went on after the disconnect"
-h = nbd.NBD()
-h.connect_uri("nbd+unix:///?socket=" + tmpdir + "/sock1")
-wait_for(lambda: len(caches(log)) > n, "the second client scan")
-got = caches(log)
-h.shutdown()
-assert got[n] == got[n - 1] + 1, got
-
-# scan-clock=false restarts at 0; scan-forever starts a second pass.
-log = tmpdir + "/log2"
-h = nbd.NBD()
-h.connect_uri("nbd+unix:///?socket=" + tmpdir + "/sock2")
-wait_for(lambda: len(caches(log)) >= 2, "two prefetches")
-h.shutdown()
-del h
-n = len(caches(log))
-h = nbd.NBD()
-h.connect_uri("nbd+unix:///?socket=" + tmpdir + "/sock2")
-wait_for(lambda: len(caches(log)) > n, "the second client scan")
-assert caches(log)[n] == 0, caches(log)
-wait_for(lambda: caches(log)[n:].count(0) >= 2, "a second pass")
-got = caches(log)[n:]
-assert got[:9] == list(range(8)) + [0], got
-
-# Stop nbdkit while the scan is running.
-os.kill(int(os.environ["server2"]), signal.SIGTERM)
 ' || fail "scan checks failed"
-
-rc=0
-wait $server2 || rc=$?
-[ $rc -eq 0 ] || fail "nbdkit stopped while scanning: exit status $rc: $(cat "$tmpdir/err2")"
-! grep -i "sanitizer\|assert" "$tmpdir/err2" || fail "nbdkit crashed at exit"
 
 # warns ARGS...: a warning and no prefetching.
 warns ()
