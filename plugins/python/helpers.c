@@ -134,10 +134,20 @@ py_format_exception (void)
   char *ret;
   size_t len;
 
+#if PY_VERSION_HEX >= 0x030C0000
+  /* PyErr_Fetch is deprecated from Python 3.12. */
+  value = PyErr_GetRaisedException ();
+  if (value == NULL)
+    return strdup ("unknown error");
+  type = (PyObject *) Py_TYPE (value);
+  Py_INCREF (type);
+  tb = PyException_GetTraceback (value);
+#else
   PyErr_Fetch (&type, &value, &tb);
   if (type == NULL)
     return strdup ("unknown error");
   PyErr_NormalizeException (&type, &value, &tb);
+#endif
 
   module = PyImport_ImportModule ("traceback");
   if (module)
