@@ -55,6 +55,21 @@ for c, o in bad:
         raise AssertionError(\"read %d at %d succeeded\" % (c, o))
 "' || fail "mapfile written by hand"
 
+# Without the status line (written by hand), the first line is data.
+printf '0 0x1000 +\n0x1000 0x1000 -\n' > "$tmpdir/nostatus.map"
+"$NBDKIT" -U - --filter=ddrescue file "$tmpdir/img" \
+  ddrescue-mapfile="$tmpdir/nostatus.map" \
+  --run 'nbdsh -u "$uri" -c "
+import os
+src = open(os.environ[\"tmpdir\"] + \"/src\", \"rb\").read()
+assert h.pread(4096, 0) == src[:4096]
+try:
+    h.pread(512, 4096)
+    raise AssertionError(\"bad area read\")
+except nbd.Error:
+    pass
+"' || fail "mapfile without a status line"
+
 # A mapfile from real ddrescue: only 16K-32K of the source rescued.
 if command -v ddrescue >/dev/null; then
   rm -f "$tmpdir/img" "$tmpdir/real.map"

@@ -78,7 +78,7 @@ valid_status (const char *s)
 }
 
 /* Parse a data line "pos size status" into the list.  The first
- * non-comment line of a mapfile is instead the status line
+ * non-comment line of a mapfile is normally the status line
  * "current_pos current_status [current_pass]", which is only checked.
  */
 static int
@@ -87,6 +87,7 @@ parse_line (char *line, size_t lineno, bool *seen_status_line)
   char *f[4], *tok, *saveptr;
   size_t n = 0;
   uint64_t pos, size;
+  bool is_data;
 
   /* Up to 4 fields: a fourth means the line has too many. */
   for (tok = strtok_r (line, " \t\r\n", &saveptr); tok != NULL && n < 4;
@@ -94,13 +95,19 @@ parse_line (char *line, size_t lineno, bool *seen_status_line)
     f[n++] = tok;
   if (n == 0 || f[0][0] == '#')
     return 0;
+  is_data = n == 3 && parse_number (f[0], &pos) &&
+    parse_number (f[1], &size) && valid_status (f[2]);
+
+  /* The status line's second field is a status character, never a
+   * number, so a data line is recognised even where the status line
+   * should have been.
+   */
   if (!*seen_status_line) {
     *seen_status_line = true;
-    if ((n == 2 || n == 3) && parse_number (f[0], &pos))
+    if (!is_data && (n == 2 || n == 3) && parse_number (f[0], &pos))
       return 0;
   }
-  else if (n == 3 && parse_number (f[0], &pos) && parse_number (f[1], &size) &&
-           valid_status (f[2])) {
+  if (is_data) {
     if (size == 0)
       return 0;
     if (pos > INT64_MAX - size)
