@@ -4,8 +4,10 @@
 # with exit status 1 before serving and an error naming the culprit:
 # a file over 4 GiB - 1, a directory with more than 65536 entries,
 # names that are not UTF-8 or use characters VFAT forbids, size= too
-# small or unparsable, bad labels, a missing or repeated dir=.  A file
-# of exactly 4 GiB - 1 is accepted.
+# small (for the files, or for FAT32's 65525 clusters), too large or
+# unparsable, bad labels, a missing or repeated dir=.  A file of exactly
+# 4 GiB - 1, a directory of exactly 65536 entries and the smallest
+# size= are accepted.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdinfo --version
@@ -40,9 +42,13 @@ expect_error "label=: the label must be" "$tmpdir/ok" label=
 expect_error "label=A.B: character '.' is not allowed" "$tmpdir/ok" label=A.B
 expect_error "label=caf$(printf '\xc3\xa9'): character" "$tmpdir/ok" \
   label="caf$(printf '\xc3\xa9')"
-expect_error "size=1M is too small for the files: they need at least" \
+expect_error "size=1M is too small: at least 35138048 bytes are needed" \
   "$tmpdir/ok" size=1M
-expect_error "size=lots" "$tmpdir/ok" size=lots
+expect_error "size=35138047 is too small" "$tmpdir/ok" size=35138047
+"$NBDKIT" -U - floppy "$tmpdir/ok" size=35138048 --run true ||
+  fail "the smallest possible size= was refused"
+expect_error "size=lots: not a valid disk size" "$tmpdir/ok" size=lots
+expect_error "size=3T: larger than an MBR partition allows" "$tmpdir/ok" size=3T
 expect_error "unknown parameter 'prog'" "$tmpdir/ok" prog=x
 
 # Files: one byte over the FAT32 limit (sparse, nothing is written).

@@ -140,12 +140,14 @@ size_partition (struct floppy *floppy, int64_t requested_size,
     sectors = sectors > PARTITION_START_SECTOR
       ? sectors - PARTITION_START_SECTOR : 0;
     total = MIN (clusters_in (sectors, spc), FAT_MAX_CLUSTERS);
-    if (total < floppy->used_clusters) {
+    if (total < MAX (floppy->used_clusters, FAT_MIN_CLUSTERS)) {
+      uint64_t n = MAX (floppy->used_clusters, FAT_MIN_CLUSTERS);
       uint64_t need = (PARTITION_START_SECTOR + RESERVED_SECTORS +
-                       2 * fat_sectors_for (floppy->used_clusters)) *
-        SECTOR_SIZE + (uint64_t) floppy->used_clusters * floppy->cluster_size;
-      nbdkit_error ("size=%s is too small for the files: "
-                    "they need at least %" PRIu64 " bytes", size_str, need);
+                       2 * fat_sectors_for (n)) * SECTOR_SIZE +
+        n * floppy->cluster_size;
+      nbdkit_error ("size=%s is too small: at least %" PRIu64 " bytes are "
+                    "needed for the files and the %d clusters that FAT32 "
+                    "requires at least", size_str, need, FAT_MIN_CLUSTERS);
       return -1;
     }
   }
@@ -154,8 +156,12 @@ size_partition (struct floppy *floppy, int64_t requested_size,
     sectors = RESERVED_SECTORS + 2 * fat_sectors_for (total) + total * spc;
   }
   if (PARTITION_START_SECTOR + sectors > UINT32_MAX) {
-    nbdkit_error ("the disk would be larger than FAT32 in an MBR "
-                  "partition allows (2 TiB)");
+    if (requested_size >= 0)
+      nbdkit_error ("size=%s: larger than an MBR partition allows "
+                    "(2 TiB)", size_str);
+    else
+      nbdkit_error ("the files need a disk larger than an MBR partition "
+                    "allows (2 TiB)");
     return -1;
   }
   floppy->total_clusters = total;
