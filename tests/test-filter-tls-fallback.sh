@@ -3,8 +3,9 @@
 # The tls-fallback filter with --tls=on and a PSK: a plaintext client
 # gets a read-only 512 byte disk holding the message (default and
 # tlsreadme=, whatever export name it asks for, one export listed),
-# a TLS client gets the plugin's writable disk; a long message rounds
-# the size up to 1024; a serialize_connections stack is refused.
+# a TLS client gets the plugin's writable disk, and the layers below
+# are never opened for a plaintext client (log filter); a long message
+# rounds the size up to 1024; a serialize_connections stack is refused.
 
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 source "${srcdir:-$(dirname "$0")}/tls-functions.sh"
@@ -13,6 +14,7 @@ requires nbdsh --version
 requires_plugin memory
 requires_filter tls-fallback
 requires_filter noparallel
+requires_filter log
 
 make_tmpdir
 export tmpdir
@@ -69,8 +71,14 @@ PY
 export README="This NBD server requires TLS authentication before it will serve useful data.
 "
 "$NBDKIT" -U - --tls=on --tls-psk="$tmpdir/keys.psk" \
-  --filter=tls-fallback memory 1M \
+  --filter=tls-fallback --filter=log memory 1M logfile="$tmpdir/log" \
   --run 'unixsocket=$unixsocket nbdsh -c - < "$tmpdir/check.py"' || fail "default message"
+# Below the filter only the TLS client was ever opened (3 plaintext
+# connections, counting the export listing, and 1 TLS).
+opens=$(grep -c ' Connect export=.* tls=1 ' "$tmpdir/log" || :)
+others=$(grep ' Connect export=' "$tmpdir/log" | grep -vc ' tls=1 ' || :)
+[ "$opens" = 1 ] && [ "$others" = 0 ] ||
+  fail "layers below were opened for plaintext clients: $(grep Connect "$tmpdir/log")"
 
 README="Use TLS."
 "$NBDKIT" -U - --tls=on --tls-psk="$tmpdir/keys.psk" \
