@@ -80,4 +80,7 @@ expect_error "no-such-iso-prog: command failed with exit code 127" \
   "$tmpdir/a" prog=no-such-iso-prog
 expect_error "Unrecognized option '-bogus'" "$tmpdir/a" params=-bogus
 expect_error "wrote no ISO image" "$tmpdir/a" prog=true
+expect_error "wrote no ISO image" "$tmpdir/a" params="-o $tmpdir/elsewhere.iso"
 expect_error "unknown parameter 'label'" "$tmpdir/a" label=x
+TMPDIR=$tmpdir/no-such-dir expect_error \
+  "cannot create a temporary file in $tmpdir/no-such-dir" "$tmpdir/a"
