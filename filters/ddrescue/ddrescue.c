@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,8 +50,12 @@ ddrescue_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
 {
   if (strcmp (key, "ddrescue-mapfile") == 0) {
     free (mapfile);
-    mapfile = nbdkit_realpath (value);
-    return mapfile ? 0 : -1;
+    mapfile = realpath (value, NULL);
+    if (mapfile == NULL) {
+      nbdkit_error ("ddrescue-mapfile=%s: %m", value);
+      return -1;
+    }
+    return 0;
   }
   return next (nxdata, key, value);
 }

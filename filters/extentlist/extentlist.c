@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,12 @@ extentlist_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
 {
   if (strcmp (key, "extentlist") == 0) {
     free (extentlist_file);
-    extentlist_file = nbdkit_realpath (value);
-    return extentlist_file ? 0 : -1;
+    extentlist_file = realpath (value, NULL);
+    if (extentlist_file == NULL) {
+      nbdkit_error ("extentlist=%s: %m", value);
+      return -1;
+    }
+    return 0;
   }
   return next (nxdata, key, value);
 }
