@@ -493,7 +493,8 @@ extern void usage_error (const char *fs, ...)
 /* modules.c: the chain from the command line. */
 extern void load_backends (const char *plugin_name,
                            const string_vector *filter_names);
-extern void configure_backends (int argc, char *argv[], int first);
+extern void configure_backends (int argc, char *argv[], int first,
+                                bool dump_plugin);
 
 /* extents.c */
 extern const struct nbdkit_extent *extents_array (const struct nbdkit_extents *, size_t *len);

@@ -446,12 +446,11 @@ main (int argc, char *argv[])
     top->usage (top);
     exit (EXIT_SUCCESS);
   }
+  configure_backends (argc, argv, first, dump_plugin);
   if (dump_plugin) {
     top->dump_fields (top);
     exit (EXIT_SUCCESS);
   }
-
-  configure_backends (argc, argv, first);
 
   lock_init_thread_model ();
   if (config.threads == 0)

@@ -151,9 +151,13 @@ load_backends (const char *plugin_name, const string_vector *filter_names)
 /* The keys of every KEY=VALUE parameter, kept for the server's lifetime. */
 static string_vector config_keys = empty_vector;
 
-/* Offer every KEY=VALUE to the chain, outermost layer first. */
+/* Offer every KEY=VALUE to the chain, outermost layer first.  With
+ * DUMP_PLUGIN (--dump-plugin) the parameters are given but config_complete
+ * is not called, as upstream does, so that a script plugin loads its
+ * script and can describe it.
+ */
 void
-configure_backends (int argc, char *argv[], int first)
+configure_backends (int argc, char *argv[], int first, bool dump_plugin)
 {
   const char *magic = top->magic_config_key (top);
   int i;
@@ -180,5 +184,6 @@ configure_backends (int argc, char *argv[], int first)
       usage_error ("expecting key=value on the command line but got: %s",
                    argv[i]);
   }
-  top->config_complete (top);
+  if (!dump_plugin)
+    top->config_complete (top);
 }
