@@ -7,7 +7,7 @@
 # small (for the files, or for FAT32's 65525 clusters), too large or
 # unparsable, bad labels, a missing or repeated dir=.  A file of exactly
 # 4 GiB - 1, a directory of exactly 65536 entries and the smallest
-# size= are accepted.
+# size= are accepted.  Reading a file removed while serving fails.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdinfo --version
@@ -86,3 +86,13 @@ rm "$many/${long}03121"
 touch "$many/$(printf 'y%.0s' $(seq 1 170))"
 "$NBDKIT" -U - floppy "$many" --run 'nbdinfo --size "$uri" >/dev/null' ||
   fail "a directory of exactly 65536 entries was refused"
+
+# A file removed while serving: reading it fails (nothing silently zero).
+mkdir "$tmpdir/gone"
+head -c 10000 /dev/urandom >"$tmpdir/gone/file"
+export tmpdir
+"$NBDKIT" -U - floppy "$tmpdir/gone" --run '
+  rm "$tmpdir/gone/file" && ! nbdcopy "$uri" "$tmpdir/gone.img"' \
+  2>"$tmpdir/err" || fail "reading a removed file did not fail"
+grep -qF "open: $tmpdir/gone/file: No such file" "$tmpdir/err" ||
+  fail "no error naming the removed file: $(cat "$tmpdir/err")"

@@ -405,10 +405,15 @@ read_host_file (const struct file *f, uint8_t *buf, uint32_t len,
     return -1;
   }
   r = full_pread (fd, buf, n, pos);
-  if (r == -1)
+  if (r == -1) {
+    int saved_errno = errno;
     nbdkit_error ("pread: %s: %m", f->host_path);
+    close (fd);
+    errno = saved_errno;        /* the client gets the read's error */
+    return -1;
+  }
   close (fd);
-  return r;
+  return 0;
 }
 
 /* Read from the data area at OFFSET; returns the bytes read (up to the
