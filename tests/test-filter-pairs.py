@@ -6,13 +6,18 @@
 # Each server runs in -s mode on a socketpair owned by libnbd.
 import concurrent.futures
 import os
+import shutil
 import sys
+import tempfile
 import nbd
 
 nbdkit = os.environ["NBDKIT"]
 filters = sys.argv[1:]
 # Filters that need a parameter to run at all get a harmless one.
-params = {"stats": ["statsfile=/dev/null"]}
+params = {"stats": ["statsfile=/dev/null"],
+          "extentlist": ["extentlist=/dev/null"]}
+# The pause filter's control socket must be unique to each server.
+sockdir = tempfile.mkdtemp(prefix="filter-pairs.")
 
 size = 16 * 1024 * 1024
 data = bytes(range(256)) * 256          # 64 KiB, position-dependent
@@ -24,6 +29,8 @@ def check_pair(a, b):
     argv = [nbdkit, "-s", "--exit-with-parent",
             "--filter=" + a, "--filter=" + b, "memory", str(size)]
     argv += params.get(a, []) + params.get(b, [])
+    if "pause" in (a, b):
+        argv.append("pause-control=%s/%s-%s.sock" % (sockdir, a, b))
     h = nbd.NBD()
     try:
         h.connect_command(argv)
@@ -48,6 +55,7 @@ count = len(pairs)
 with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
     failures = [f for f in pool.map(lambda p: check_pair(*p), pairs) if f]
 
+shutil.rmtree(sockdir, ignore_errors=True)
 for f in failures:
     print("FAIL:", f, file=sys.stderr)
 print("%d ordered pairs of %d filters, %d failed"

@@ -8,12 +8,13 @@
 # (compares every write with the plugin's data), gzip, xz, tar,
 # partition (need a compressed file, an archive or a partition table),
 # ext2 (needs an ext2/3/4 filesystem holding the ext2file= file), luks
-# (needs a LUKSv1 header and passphrase=).
+# (needs a LUKSv1 header and passphrase=), ddrescue (read-only, needs a
+# map file), tls-fallback (plaintext clients get a fixed read-only disk).
 
 source "$srcdir/functions.sh"
 requires /usr/bin/python3 -c 'import nbd'
 
-excluded=" checkwrite gzip xz tar partition ext2 luks "
+excluded=" checkwrite gzip xz tar partition ext2 luks ddrescue tls-fallback "
 filters=()
 for d in "$abs_top_srcdir"/filters/*/; do
   f=$(basename "$d")
