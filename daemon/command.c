@@ -58,9 +58,23 @@ secret_pipe (const char *value)
   return fds[0];
 }
 
+/* The worker's own listeners take its TLS settings; clients of the
+ * shared listener reach it already through the daemon's TLS (a relay,
+ * nbdkit-worker(7) "hand-over"), so a shared-only export needs none.
+ */
+static bool
+has_own_listener (const struct export_def *def)
+{
+  for (size_t i = 0; i < def->listeners.len; i++)
+    if (strcmp (def->listeners.ptr[i], "shared") != 0)
+      return true;
+  return false;
+}
+
 static int
 add_options (string_vector *argv, const struct export_def *def)
 {
+  bool tls = def->tls != TLS_MODE_OFF && has_own_listener (def);
   int r = 0;
 
   if (def->readonly)
@@ -71,13 +85,13 @@ add_options (string_vector *argv, const struct export_def *def)
     r = add (argv, "--user=%s", def->user);
   if (r == 0 && def->group)
     r = add (argv, "--group=%s", def->group);
-  if (r == 0 && def->tls != TLS_MODE_OFF)
+  if (r == 0 && tls)
     r = add (argv, "--tls=%s", tls_mode_to_string (def->tls));
-  if (r == 0 && def->tls_certificates)
+  if (r == 0 && tls && def->tls_certificates)
     r = add (argv, "--tls-certificates=%s", def->tls_certificates);
-  if (r == 0 && def->tls_psk)
+  if (r == 0 && tls && def->tls_psk)
     r = add (argv, "--tls-psk=%s", def->tls_psk);
-  if (r == 0 && def->tls_verify_peer)
+  if (r == 0 && tls && def->tls_verify_peer)
     r = add (argv, "--tls-verify-peer");
   for (size_t i = 0; r == 0 && i < def->filters.len; i++)
     r = add (argv, "--filter=%s", def->filters.ptr[i]);

@@ -64,6 +64,15 @@ property_get_filters (sd_bus *bus, const char *path, const char *interface,
 }
 
 static int
+property_get_tls_allow (sd_bus *bus, const char *path, const char *interface,
+                        const char *property, sd_bus_message *reply,
+                        void *userdata, sd_bus_error *error)
+{
+  struct export *e = userdata;
+  return append_strv (reply, &e->def.tls_allow);
+}
+
+static int
 property_get_listeners (sd_bus *bus, const char *path, const char *interface,
                         const char *property, sd_bus_message *reply,
                         void *userdata, sd_bus_error *error)
@@ -213,7 +222,7 @@ property_get_uris (sd_bus *bus, const char *path, const char *interface,
   for (size_t i = 0; r >= 0 && i < e->def.listeners.len; i++)
     r = append_uri (reply, e->def.listeners.ptr[i], name, tls);
   for (size_t i = 0; r >= 0 && e->shared && i < e->ctx->shared.len; i++)
-    r = append_uri (reply, e->ctx->shared.ptr[i].address, name, false);
+    r = append_uri (reply, e->ctx->shared.ptr[i].address, name, tls);
   free (name);
   return r < 0 ? r : sd_bus_message_close_container (reply);
 }
@@ -242,8 +251,8 @@ void
 export_emit_all_changed (struct export *e)
 {
   export_emit_changed (e, "Description", "Plugin", "Filters", "Parameters",
-                       "ReadOnly", "Listeners", "URIs", "TLS", "StartPolicy",
-                       NULL);
+                       "ReadOnly", "Listeners", "URIs", "TLS", "TLSAllow",
+                       "StartPolicy", NULL);
 }
 
 static uint64_t
@@ -475,6 +484,7 @@ static const sd_bus_vtable export_vtable[] = {
   SD_BUS_PROPERTY ("Listeners", "as", property_get_listeners, 0, EMITS),
   SD_BUS_PROPERTY ("URIs", "as", property_get_uris, 0, EMITS),
   SD_BUS_PROPERTY ("TLS", "s", property_get_string, 0, EMITS),
+  SD_BUS_PROPERTY ("TLSAllow", "as", property_get_tls_allow, 0, EMITS),
   SD_BUS_PROPERTY ("StartPolicy", "s", property_get_string, 0, EMITS),
   SD_BUS_PROPERTY ("State", "s", property_get_string, 0, EMITS),
   SD_BUS_PROPERTY ("MainPID", "u", property_get_u32, 0, EMITS),

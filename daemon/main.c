@@ -54,6 +54,11 @@ usage (int status)
           "  --handshake-timeout=SECS  close a shared-listener client that\n"
           "                          has not picked an export within SECS\n"
           "                          seconds (default 10; 0: no limit)\n"
+          "  --tls-certificates=DIR  X.509 credentials for STARTTLS on the\n"
+          "                          shared listener (ca-cert.pem,\n"
+          "                          server-cert.pem, server-key.pem)\n"
+          "  --tls-psk=FILE          PSK file (psktool) for STARTTLS on the\n"
+          "                          shared listener\n"
           "  --nbdkit=PATH           the nbdkit program for workers\n"
           "  -v, --verbose           debug messages\n"
           "  -V, --version           print the version and exit\n"
@@ -99,7 +104,8 @@ static int
 parse_argv (int argc, char **argv, struct config *config)
 {
   enum { ARG_USER = 0x100, ARG_STATE_DIR, ARG_RUNTIME_DIR, ARG_LISTEN,
-         ARG_IDLE, ARG_HANDSHAKE_TIMEOUT, ARG_NBDKIT, ARG_HELP };
+         ARG_IDLE, ARG_HANDSHAKE_TIMEOUT, ARG_NBDKIT, ARG_TLS_CERTIFICATES,
+         ARG_TLS_PSK, ARG_HELP };
   static const struct option options[] = {
     { "user", no_argument, NULL, ARG_USER },
     { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -108,6 +114,8 @@ parse_argv (int argc, char **argv, struct config *config)
     { "idle-timeout", required_argument, NULL, ARG_IDLE },
     { "handshake-timeout", required_argument, NULL, ARG_HANDSHAKE_TIMEOUT },
     { "nbdkit", required_argument, NULL, ARG_NBDKIT },
+    { "tls-certificates", required_argument, NULL, ARG_TLS_CERTIFICATES },
+    { "tls-psk", required_argument, NULL, ARG_TLS_PSK },
     { "verbose", no_argument, NULL, 'v' },
     { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, ARG_HELP },
@@ -151,6 +159,10 @@ parse_argv (int argc, char **argv, struct config *config)
       break;
     case ARG_NBDKIT: free (config->nbdkit);
       config->nbdkit = strdup (optarg); break;
+    case ARG_TLS_CERTIFICATES: free (config->tls_certificates);
+      config->tls_certificates = strdup (optarg); break;
+    case ARG_TLS_PSK: free (config->tls_psk);
+      config->tls_psk = strdup (optarg); break;
     case 'v': config->verbose++; break;
     case 'V': printf ("nbdkitd %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
     case ARG_HELP: usage (EXIT_SUCCESS);
@@ -218,7 +230,10 @@ context_done (struct context *ctx)
   free (ctx->config.state_dir);
   free (ctx->config.runtime_dir);
   free (ctx->config.nbdkit);
+  free (ctx->config.tls_certificates);
+  free (ctx->config.tls_psk);
   string_vector_free_all (&ctx->config.listen);
+  router_tls_free (ctx);
 }
 
 static unsigned
@@ -480,8 +495,10 @@ main (int argc, char *argv[])
     r = parse_argv (argc, argv, &ctx.config);
   if (r >= 0) {
     log_verbose = ctx.config.verbose;
-    r = run (&ctx);
+    r = router_tls_init (&ctx);
   }
+  if (r >= 0)
+    r = run (&ctx);
   for (size_t i = 0; i < ctx.exports.len; i++)
     worker_stop (ctx.exports.ptr[i], false);
   context_done (&ctx);

@@ -69,6 +69,8 @@ struct export_def {
   char *tls_certificates;
   char *tls_psk;
   bool tls_verify_peer;
+  string_vector tls_allow;      /* shared listener: PSK users / X.509 DNs
+                                 * allowed; empty: any TLS client */
   uint32_t threads;             /* 0: nbdkit's default */
   char *user;
   char *group;
@@ -147,6 +149,8 @@ struct config {
                                   * pick an export; 0: no limit */
   int verbose;
   char *nbdkit;                  /* the nbdkit binary for workers */
+  char *tls_certificates;        /* the shared listener's X.509 directory */
+  char *tls_psk;                 /* the shared listener's PSK file */
 };
 
 /* One name, version and description of an installed plugin or filter. */
@@ -162,6 +166,7 @@ DEFINE_VECTOR_TYPE (router_conn_vector, struct router_conn *)
 
 struct polkit_query;
 struct catalogue_probe;
+struct router_tls;
 
 struct context {
   struct config config;
@@ -174,6 +179,7 @@ struct context {
   struct polkit_query *polkit_queries;
   listener_vector shared;        /* the daemon's own listeners */
   router_conn_vector router_conns;
+  struct router_tls *tls;       /* the shared listener's credentials */
   module_vector plugins, filters;
   bool catalogue_valid;
   struct catalogue_probe *catalogue_probe;  /* ListPlugins/Filters running */
@@ -239,6 +245,7 @@ extern int export_options_parse (sd_bus_message *m, struct export_def *def,
                                  sd_bus_error *error);
 extern int export_params_read (sd_bus_message *m, param_vector *params);
 extern int export_def_check (const struct export_def *def, sd_bus_error *error);
+extern void export_options_set_shared_tls (bool x509, bool psk);
 extern int secrets_read (struct export_def *def, const int_vector *fds,
                          const string_vector *keys, sd_bus_error *error);
 
@@ -342,5 +349,9 @@ extern void router_export_ready (struct export *e);
 extern void router_export_gone (struct export *e);
 extern unsigned router_active (const struct context *ctx);
 extern bool router_has_pending (const struct export *e);
+
+/* router-tls.c */
+extern int router_tls_init (struct context *ctx);
+extern void router_tls_free (struct context *ctx);
 
 #endif /* NBDKITD_H */

@@ -192,6 +192,8 @@ read_option (sd_bus_message *m, const char *key, struct export_def *def,
     return read_string (m, key, &def->tls_psk, error);
   if (strcmp (key, "tls-verify-peer") == 0)
     return read_basic (m, key, 'b', &def->tls_verify_peer, error);
+  if (strcmp (key, "tls-allow") == 0)
+    return read_strv (m, key, &def->tls_allow, error);
   if (strcmp (key, "start") == 0) {
     r = read_enum (m, key, start_policy_from_string, &v, error);
     if (r >= 0)
@@ -284,6 +286,54 @@ module_name_ok (const char *s)
     strcmp (s, "..");
 }
 
+/* The shared listener's TLS credentials (nbdkitd --tls-certificates,
+ * --tls-psk), set once at start-up.
+ */
+static bool shared_tls_x509, shared_tls_psk;
+
+void
+export_options_set_shared_tls (bool x509, bool psk)
+{
+  shared_tls_x509 = x509;
+  shared_tls_psk = psk;
+}
+
+/* TLS on the shared listener needs the daemon's credentials; tls-allow
+ * applies only there and only to TLS clients.
+ */
+static int
+shared_tls_check (const struct export_def *def, sd_bus_error *error)
+{
+  bool shared = export_is_shared (def);
+
+  if (def->tls != TLS_MODE_OFF && shared && !shared_tls_x509 &&
+      !shared_tls_psk)
+    return sd_bus_error_setf (error, NBDKITD_ERROR_INVALID_PARAMETER,
+                              "Export '%s': TLS on the shared listener needs "
+                              "nbdkitd --tls-certificates=DIR or --tls-psk=FILE "
+                              "(or give the export its own listener)",
+                              def->name);
+  if (def->tls_verify_peer && def->tls != TLS_MODE_OFF && shared &&
+      !shared_tls_x509)
+    return sd_bus_error_setf (error, NBDKITD_ERROR_INVALID_PARAMETER,
+                              "Export '%s': tls-verify-peer on the shared "
+                              "listener needs nbdkitd --tls-certificates=DIR",
+                              def->name);
+  if (def->tls_allow.len && (!shared || def->tls == TLS_MODE_OFF))
+    return sd_bus_error_setf (error, NBDKITD_ERROR_INVALID_PARAMETER,
+                              "Export '%s': tls-allow applies to TLS clients of "
+                              "the shared listener: it needs the shared "
+                              "listener and tls=on or tls=require", def->name);
+  for (size_t i = 0; i < def->tls_allow.len; i++)
+    if (def->tls_allow.ptr[i][0] == '\0' ||
+        strlen (def->tls_allow.ptr[i]) > 1024)
+      return sd_bus_error_setf (error, NBDKITD_ERROR_INVALID_PARAMETER,
+                                "Export '%s': tls-allow entry '%s' must be a "
+                                "PSK username or X.509 DN (1 to 1024 bytes)",
+                                def->name, def->tls_allow.ptr[i]);
+  return 0;
+}
+
 /* Every check that needs no process: the dry run (validate.c) does the rest. */
 int
 export_def_check (const struct export_def *def, sd_bus_error *error)
@@ -317,11 +367,9 @@ export_def_check (const struct export_def *def, sd_bus_error *error)
     if (r < 0)
       return r;
   }
-  if (def->tls != TLS_MODE_OFF && export_is_shared (def))
-    return sd_bus_error_setf (error, NBDKITD_ERROR_INVALID_PARAMETER,
-                              "Export '%s': TLS is not available on the shared "
-                              "listener yet; give the export its own listener",
-                              def->name);
+  r = shared_tls_check (def, error);
+  if (r < 0)
+    return r;
   if (def->threads > 1024)
     return sd_bus_error_setf (error, NBDKITD_ERROR_INVALID_PARAMETER,
                               "Export '%s': threads=%u is more than 1024",

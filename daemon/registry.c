@@ -92,6 +92,7 @@ export_def_done (struct export_def *def)
   string_vector_free_all (&def->listeners);
   free (def->tls_certificates);
   free (def->tls_psk);
+  string_vector_free_all (&def->tls_allow);
   free (def->user);
   free (def->group);
   memset (def, 0, sizeof *def);
@@ -126,6 +127,7 @@ export_def_copy (struct export_def *dst, const struct export_def *src)
   dst->filters = (string_vector) empty_vector;
   dst->params = (param_vector) empty_vector;
   dst->listeners = (string_vector) empty_vector;
+  dst->tls_allow = (string_vector) empty_vector;
   if (strdup_or_null (&dst->name, src->name) < 0 ||
       strdup_or_null (&dst->description, src->description) < 0 ||
       strdup_or_null (&dst->plugin, src->plugin) < 0 ||
@@ -134,7 +136,8 @@ export_def_copy (struct export_def *dst, const struct export_def *src)
       strdup_or_null (&dst->user, src->user) < 0 ||
       strdup_or_null (&dst->group, src->group) < 0 ||
       strings_copy (&dst->filters, &src->filters) < 0 ||
-      strings_copy (&dst->listeners, &src->listeners) < 0)
+      strings_copy (&dst->listeners, &src->listeners) < 0 ||
+      strings_copy (&dst->tls_allow, &src->tls_allow) < 0)
     goto nomem;
   for (size_t i = 0; i < src->params.len; i++) {
     struct param p = { .secret = src->params.ptr[i].secret };
@@ -339,7 +342,8 @@ export_def_compare (const struct export_def *a, const struct export_def *b)
   if (!strv_eq (&a->listeners, &b->listeners))
     changes |= DEF_CHANGE_LISTENERS;
   if (!str_eq (a->description, b->description) || a->start != b->start ||
-      a->idle_timeout != b->idle_timeout || a->persist != b->persist)
+      a->idle_timeout != b->idle_timeout || a->persist != b->persist ||
+      !strv_eq (&a->tls_allow, &b->tls_allow))
     changes |= DEF_CHANGE_OTHER;
   return changes;
 }

@@ -3,6 +3,13 @@
  * "Option haggling"): NBD_OPT_LIST lists the shared exports, NBD_OPT_INFO
  * is answered from the worker's ready data, and GO, EXPORT_NAME and the
  * meta-context options pick the export whose worker answers them.
+ *
+ * SELECTIVETLS (nbd-protocol.md "NBD_OPT_STARTTLS"): before STARTTLS a
+ * client sees only exports it may use in plaintext (tls off or on, and
+ * no tls-allow or tls-verify-peer); a tls=require export answers
+ * NBD_REP_ERR_TLS_REQD.  After STARTTLS it sees the exports its TLS
+ * identity is allowed (tls-allow); another tenant's export does not
+ * exist for it (NBD_REP_ERR_UNKNOWN).
  */
 
 #include <config.h>
@@ -21,6 +28,90 @@ find_shared (struct context *ctx, const char *name)
   return e && e->shared && !e->broken_file && !e->removing ? e : NULL;
 }
 
+enum access {
+  ACCESS_OK,
+  ACCESS_TLS_REQUIRED,          /* plaintext client, TLS export */
+  ACCESS_HIDDEN,                /* TLS identity not in tls-allow */
+  ACCESS_NO_CERTIFICATE,        /* tls-verify-peer, no verified certificate */
+};
+
+static bool
+identity_allowed (const struct router_conn *c, const struct export *e)
+{
+  if (e->def.tls_allow.len == 0)
+    return true;
+  if (c->tls_identity == NULL)
+    return false;
+  for (size_t i = 0; i < e->def.tls_allow.len; i++)
+    if (strcmp (e->def.tls_allow.ptr[i], c->tls_identity) == 0)
+      return true;
+  return false;
+}
+
+/* What this client may do with export E. */
+static enum access
+export_access (const struct router_conn *c, const struct export *e)
+{
+  bool verify = e->def.tls != TLS_MODE_OFF && e->def.tls_verify_peer;
+
+  if (c->tls_session == NULL)
+    return e->def.tls == TLS_MODE_REQUIRE || e->def.tls_allow.len || verify
+      ? ACCESS_TLS_REQUIRED : ACCESS_OK;
+  if (!identity_allowed (c, e))
+    return ACCESS_HIDDEN;
+  if (verify && !c->tls_verified)
+    return ACCESS_NO_CERTIFICATE;
+  return ACCESS_OK;
+}
+
+/* An export the client may not use: the error for INFO, GO and the
+ * meta-context options.  NBD_OPT_EXPORT_NAME has no error reply: close.
+ */
+static int
+refuse (struct router_conn *c, uint32_t option, enum access a)
+{
+  if (option == NBD_OPT_EXPORT_NAME)
+    return a == ACCESS_TLS_REQUIRED ? -EACCES : -ENOENT;
+  switch (a) {
+  case ACCESS_TLS_REQUIRED:
+    return router_send_error (c, option, NBD_REP_ERR_TLS_REQD,
+                              "this export needs TLS (NBD_OPT_STARTTLS)");
+  case ACCESS_NO_CERTIFICATE:
+    return router_send_error (c, option, NBD_REP_ERR_POLICY,
+                              "this export needs a verified client "
+                              "certificate");
+  default:
+    return router_send_error (c, option, NBD_REP_ERR_UNKNOWN,
+                              "unknown export");
+  }
+}
+
+/* NBD_OPT_STARTTLS: ACK in plaintext, then the handshake (router.c and
+ * router-tls.c) once the ACK has gone out.
+ */
+static int
+opt_starttls (struct router_conn *c, uint32_t option, uint32_t len)
+{
+  int r;
+
+  if (len != 0)
+    return router_send_error (c, option, NBD_REP_ERR_INVALID,
+                              "STARTTLS takes no data");
+  if (c->tls_started)
+    return router_send_error (c, option, NBD_REP_ERR_INVALID,
+                              "TLS was already negotiated");
+  if (!router_tls_available (c->ctx))
+    return router_send_error (c, option, NBD_REP_ERR_POLICY,
+                              "TLS is not configured on the shared listener "
+                              "(nbdkitd --tls-certificates or --tls-psk)");
+  r = router_send_reply (c, option, NBD_REP_ACK, NULL, 0);
+  if (r == 0) {
+    c->tls_started = true;
+    c->state = ROUTER_TLS_HANDSHAKE;
+  }
+  return r;
+}
+
 /* NBD_OPT_LIST: one NBD_REP_SERVER per shared export. */
 static int
 opt_list (struct router_conn *c, uint32_t option, uint32_t len)
@@ -37,7 +128,7 @@ opt_list (struct router_conn *c, uint32_t option, uint32_t len)
     unsigned char *p;
     uint32_t be;
 
-    if (!e->shared || e->broken_file)
+    if (!e->shared || e->broken_file || export_access (c, e) != ACCESS_OK)
       continue;
     p = malloc (4 + nlen + dlen);
     if (p == NULL)
@@ -137,12 +228,16 @@ opt_export_name (struct router_conn *c, uint32_t option,
 {
   char *name = strndup ((const char *) data, len);
   struct export *e;
+  enum access a;
 
   if (name == NULL)
     return -ENOMEM;
   e = find_shared (c->ctx, name);
   free (name);
-  return e ? router_pick (c, option, e) : -ENOENT;
+  if (e == NULL)
+    return -ENOENT;
+  a = export_access (c, e);
+  return a == ACCESS_OK ? router_pick (c, option, e) : refuse (c, option, a);
 }
 
 /* INFO, GO and the meta-context options name an export. */
@@ -153,6 +248,7 @@ opt_named (struct router_conn *c, uint32_t option, const unsigned char *data,
   uint32_t used = 0;
   char *name = option_name (data, len, &used);
   struct export *e;
+  enum access a;
 
   if (name == NULL)
     return router_send_error (c, option, NBD_REP_ERR_INVALID,
@@ -162,6 +258,8 @@ opt_named (struct router_conn *c, uint32_t option, const unsigned char *data,
   if (e == NULL)
     return router_send_error (c, option, NBD_REP_ERR_UNKNOWN,
                               "unknown export");
+  if ((a = export_access (c, e)) != ACCESS_OK)
+    return refuse (c, option, a);
   if (option == NBD_OPT_INFO && worker_running (e) && e->info.valid)
     return opt_info (c, option, e, data, len, used);
   /* GO and the meta-context options belong to the export's worker,
@@ -205,8 +303,7 @@ router_option (struct router_conn *c)
   case NBD_OPT_SET_META_CONTEXT:
     return opt_named (c, option, data, len);
   case NBD_OPT_STARTTLS:
-    return router_send_error (c, option, NBD_REP_ERR_POLICY,
-                              "TLS is not available on the shared listener");
+    return opt_starttls (c, option, len);
   default:
     return router_send_error (c, option, NBD_REP_ERR_UNSUP,
                               "unsupported option");

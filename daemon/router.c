@@ -2,7 +2,9 @@
  * The shared listener's connections: the daemon greets each client and
  * speaks the NBD fixed newstyle option phase itself (router-options.c),
  * then hands the client socket to the chosen export's worker
- * (nbdkit-worker(7) "hand-over", stage "options").  No data is proxied.
+ * (nbdkit-worker(7) "hand-over", stage "options").  No plaintext data is
+ * proxied; after STARTTLS (router-tls.c) the worker gets a socketpair
+ * and a relay thread keeps the TLS session (router-relay.c).
  *
  * Nothing here blocks the event loop: sockets are non-blocking, replies
  * wait in a per-client buffer (no new option is read while one is
@@ -53,6 +55,7 @@ router_conn_free (struct router_conn *c)
     }
   sd_event_source_disable_unref (c->source);
   sd_event_source_disable_unref (c->deadline);
+  router_tls_conn_free (c);
   if (c->fd >= 0)
     close (c->fd);
   free (c->out);
@@ -111,12 +114,10 @@ static int
 router_flush (struct router_conn *c)
 {
   while (router_output_pending (c)) {
-    ssize_t n = send (c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                      MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == -1 && errno == EINTR)
-      continue;
-    if (n == -1)
-      return errno == EAGAIN ? 0 : -errno;
+    ssize_t n = router_io_send (c, c->out + c->out_off,
+                                c->out_len - c->out_off);
+    if (n < 0)
+      return n == -EAGAIN ? 0 : n;
     c->out_off += n;
   }
   return 0;
@@ -137,6 +138,8 @@ router_update_events (struct router_conn *c)
     events = EPOLLOUT;
   else if (router_reading (c))
     events = EPOLLIN;
+  else if (c->state == ROUTER_TLS_HANDSHAKE)
+    events = c->tls_wait;
   if (events == 0)
     return sd_event_source_set_enabled (c->source, SD_EVENT_OFF);
   r = sd_event_source_set_io_events (c->source, events);
@@ -184,6 +187,54 @@ hand_over_reply (struct export *e, json_object *reply, void *opaque)
   export_idle_check (e);
 }
 
+static void
+router_handed_over (struct router_conn *c)
+{
+  c->state = ROUTER_HANDING_OVER;
+  c->source = sd_event_source_disable_unref (c->source);
+  c->deadline = sd_event_source_disable_unref (c->deadline);
+  if (c->fd >= 0)
+    close (c->fd);
+  c->fd = -1;
+}
+
+/* A TLS client: the worker gets one end of a socketpair, marked as
+ * already TLS with the client's identity (nbdkit-worker(7) "hand-over"),
+ * and a relay thread takes the session, the client socket and the other
+ * end.  Takes ARGS.
+ */
+static int
+router_hand_over_tls (struct router_conn *c, json_object *args)
+{
+  int sv[2], r;
+
+  json_object_object_add (args, "tls", json_object_new_boolean (true));
+  if (c->tls_identity)
+    json_object_object_add (args, "tls_identity",
+                            json_object_new_string (c->tls_identity));
+  /* The worker's end blocks, the relay's does not. */
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
+      fcntl (sv[0], F_SETFL, O_NONBLOCK | O_RDWR) == -1) {
+    r = -errno;
+    json_object_put (args);
+    return r;
+  }
+  r = worker_command (c->target, "hand-over", args, sv[1], hand_over_reply, c);
+  close (sv[1]);
+  if (r < 0) {
+    close (sv[0]);
+    return r;
+  }
+  r = router_relay_start (c->tls_session, c->fd, sv[0]);
+  c->tls_session = NULL;
+  c->fd = -1;
+  router_handed_over (c);
+  if (r < 0)
+    log_warning (c->ctx, "shared listener: no relay for a TLS client: %s",
+                 strerror (-r));
+  return 0;
+}
+
 /* Give the socket and the pending option (in c->buf) to the worker.  The
  * output is empty: nothing the daemon said is left behind.  On error the
  * caller closes the connection.
@@ -208,6 +259,8 @@ router_hand_over (struct router_conn *c)
                           json_object_new_boolean (c->structured_replies));
   json_object_object_add (args, "option", json_object_new_string (option));
   free (option);
+  if (c->tls_session)
+    return router_hand_over_tls (c, args);
   /* The worker does blocking I/O on the socket it is given. */
   flags = fcntl (c->fd, F_GETFL);
   if (flags == -1 || fcntl (c->fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
@@ -218,11 +271,7 @@ router_hand_over (struct router_conn *c)
   if (r < 0)
     return r;
   /* The message in flight holds the socket now. */
-  c->state = ROUTER_HANDING_OVER;
-  c->source = sd_event_source_disable_unref (c->source);
-  c->deadline = sd_event_source_disable_unref (c->deadline);
-  close (c->fd);
-  c->fd = -1;
+  router_handed_over (c);
   return 0;
 }
 
@@ -299,13 +348,11 @@ router_read (struct router_conn *c)
     if ((r = router_want (c, &want)) < 0)
       return r;
     if (c->len < want) {
-      n = recv (c->fd, c->buf + c->len, want - c->len, MSG_DONTWAIT);
-      if (n == -1 && errno == EINTR)
-        continue;
-      if (n == -1 && errno == EAGAIN)
+      n = router_io_recv (c, c->buf + c->len, want - c->len);
+      if (n == -EAGAIN)
         return 0;
       if (n <= 0)
-        return n == 0 ? -ECONNRESET : -errno;
+        return n == 0 ? -ECONNRESET : n;
       c->len += n;
       continue;
     }
@@ -327,17 +374,62 @@ router_read (struct router_conn *c)
   return 0;
 }
 
+/* After the plaintext ACK of STARTTLS has gone out: the handshake.
+ * Returns 1 when the option phase goes on over TLS.
+ */
+static int
+router_step_tls (struct router_conn *c)
+{
+  int r;
+
+  if (c->state != ROUTER_TLS_HANDSHAKE || router_output_pending (c))
+    return 0;
+  r = router_tls_handshake (c, &c->tls_wait);
+  if (r <= 0)
+    return r;
+  /* nbd-protocol.md "NBD_OPT_STARTTLS": nothing agreed before the
+   * upgrade survives it.
+   */
+  c->structured_replies = false;
+  c->state = ROUTER_OPTIONS;
+  c->len = 0;
+  return 1;
+}
+
+/* Everything the client allows now: send, handshake, read options.
+ * Returns 0 or a negative errno (close).
+ */
+static int
+router_step (struct router_conn *c)
+{
+  int r = router_flush (c);
+
+  for (;;) {
+    if (r == 0)
+      r = router_step_tls (c);
+    if (r < 0)
+      return r;
+    r = 0;
+    if (router_reading (c))
+      r = router_read (c);
+    /* router_read may have handed the socket over (c->fd == -1). */
+    if (r == 0 && c->fd >= 0)
+      r = router_flush (c);
+    if (r < 0 || c->fd < 0 || router_output_pending (c))
+      return r;
+    /* Records GnuTLS has already read, or the handshake to begin. */
+    if (!(router_reading (c) && router_io_pending (c)) &&
+        !(c->state == ROUTER_TLS_HANDSHAKE && c->tls_session == NULL))
+      return 0;
+  }
+}
+
 static int
 on_router_io (sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
   struct router_conn *c = userdata;
-  int r = router_flush (c);
+  int r = router_step (c);
 
-  if (r == 0 && router_reading (c))
-    r = router_read (c);
-  /* router_read may have handed the socket over (c->fd == -1). */
-  if (r == 0 && c->fd >= 0)
-    r = router_flush (c);
   if (r == 0 && c->state == ROUTER_CLOSING && !router_output_pending (c))
     r = -ECONNRESET;
   if (r == 0 && c->state != ROUTER_HANDING_OVER)
@@ -374,7 +466,8 @@ router_make_room (struct context *ctx)
     return true;
   for (size_t i = 0; i < ctx->router_conns.len; i++) {
     struct router_conn *c = ctx->router_conns.ptr[i];
-    if (router_reading (c) || c->state == ROUTER_CLOSING) {
+    if (router_reading (c) || c->state == ROUTER_CLOSING ||
+        c->state == ROUTER_TLS_HANDSHAKE) {
       log_warning (ctx, "shared listener: %d clients in the option phase, "
                    "closing the oldest", ROUTER_MAX_CLIENTS);
       router_conn_free (c);

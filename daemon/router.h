@@ -12,6 +12,7 @@
 enum router_state {
   ROUTER_CLIENT_FLAGS,          /* waiting for the 4-byte client flags */
   ROUTER_OPTIONS,               /* reading options */
+  ROUTER_TLS_HANDSHAKE,         /* after STARTTLS (router-tls.c) */
   ROUTER_CLOSING,               /* close once the output has gone out */
   ROUTER_WAITING,               /* an export was picked; its worker starts */
   ROUTER_HANDING_OVER,          /* sent to the worker, waiting for its reply */
@@ -33,6 +34,15 @@ struct router_conn {
   unsigned char *out;
   size_t out_off, out_len, out_cap;
   struct export *target;        /* ROUTER_WAITING, ROUTER_HANDING_OVER */
+  /* After STARTTLS: the session (a gnutls_session_t), the client's
+   * identity (PSK username or certificate subject DN, NULL if none) and
+   * whether its certificate verified against the daemon's CA.
+   */
+  void *tls_session;
+  bool tls_started;             /* STARTTLS was answered */
+  char *tls_identity;
+  bool tls_verified;
+  uint32_t tls_wait;            /* the handshake waits for EPOLLIN/OUT */
 };
 
 /* router.c */
@@ -45,5 +55,26 @@ extern int router_pick (struct router_conn *c, uint32_t option,
 
 /* router-options.c */
 extern int router_option (struct router_conn *c);
+
+/* router-tls.c: the I/O layer (plain or TLS) and the STARTTLS upgrade.
+ * recv/send return bytes, 0 for end of file (recv), -EAGAIN, or another
+ * negative errno.
+ */
+extern bool router_tls_available (const struct context *ctx);
+extern bool router_tls_has_x509 (const struct context *ctx);
+extern ssize_t router_io_recv (struct router_conn *c, void *buf, size_t len);
+extern ssize_t router_io_send (struct router_conn *c, const void *buf,
+                               size_t len);
+extern bool router_io_pending (struct router_conn *c);
+extern int router_tls_start (struct router_conn *c);
+extern int router_tls_handshake (struct router_conn *c, uint32_t *events);
+extern void router_tls_conn_free (struct router_conn *c);
+
+/* router-relay.c: after the hand-over of a TLS client, a thread moves
+ * the bytes between the client's TLS session and the worker's socket.
+ * Takes the session and both descriptors.
+ */
+extern int router_relay_start (void *tls_session, int client_fd,
+                               int worker_fd);
 
 #endif /* NBDKITD_ROUTER_H */

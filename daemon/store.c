@@ -94,6 +94,8 @@ def_to_json (const struct export_def *def)
     json_object_object_add (tls, "psk", json_object_new_string (def->tls_psk));
   json_object_object_add (tls, "verify-peer",
                           json_object_new_boolean (def->tls_verify_peer));
+  if (def->tls_allow.len)
+    json_object_object_add (tls, "allow", strv_to_json (&def->tls_allow));
   json_object_object_add (o, "tls", tls);
   json_object_object_add (o, "threads", json_object_new_int64 (def->threads));
   if (def->user)
@@ -343,7 +345,8 @@ def_from_json (json_object *o, struct export_def *def)
         (r = json_get_string (tls, "certificates", false,
                               &def->tls_certificates)) < 0 ||
         (r = json_get_string (tls, "psk", false, &def->tls_psk)) < 0 ||
-        (r = json_get_bool (tls, "verify-peer", &def->tls_verify_peer)) < 0)
+        (r = json_get_bool (tls, "verify-peer", &def->tls_verify_peer)) < 0 ||
+        (r = json_get_strv (tls, "allow", &def->tls_allow)) < 0)
       return r;
     def->tls = mode;
   }

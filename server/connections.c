@@ -474,6 +474,11 @@ apply_resume (struct connection *conn, struct handshake_resume *resume)
   conn->pending_option_len = resume->option_len;
   resume->meta_context_exportname = NULL;
   resume->option = NULL;
+  if (resume->tls) {
+    conn->using_tls = true;
+    conn->tls_username = resume->tls_identity;
+    resume->tls_identity = NULL;
+  }
 }
 
 /* The one way a connection starts: from the accept loop, -s, or a

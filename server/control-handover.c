@@ -195,6 +195,37 @@ parse_options_stage (struct json_object *cmd, struct handshake_resume *r,
   return check_option (r->option, r->option_len, error);
 }
 
+/* "tls": true: the supervisor keeps the client's TLS session and relays
+ * its plaintext through FD; "tls_identity" is the PSK username or the
+ * verified certificate's subject DN.
+ */
+static int
+parse_tls (struct json_object *cmd, struct handshake_resume *r, char **error)
+{
+  struct json_object *v;
+
+  if (json_object_object_get_ex (cmd, "tls", &v)) {
+    if (!json_object_is_type (v, json_type_boolean)) {
+      *error = control_error_text ("field 'tls' must be a boolean");
+      return -1;
+    }
+    r->tls = json_object_get_boolean (v);
+  }
+  if (!json_object_object_get_ex (cmd, "tls_identity", &v))
+    return 0;
+  if (!json_object_is_type (v, json_type_string) || !r->tls) {
+    *error = control_error_text ("field 'tls_identity' must be a string, "
+                                 "with \"tls\": true");
+    return -1;
+  }
+  r->tls_identity = strdup (json_object_get_string (v));
+  if (r->tls_identity == NULL) {
+    *error = control_error_text ("strdup: out of memory");
+    return -1;
+  }
+  return 0;
+}
+
 static bool
 is_stream_socket (int fd)
 {
@@ -237,11 +268,14 @@ control_hand_over (struct json_object *cmd, int fd,
     *error = control_error_text ("unknown stage '%s' (greeting or options)", stage);
     goto fail;
   }
+  if (parse_tls (cmd, &r, error) == -1)
+    goto fail;
 
   setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &opt, sizeof opt);
   id = connection_start (fd, fd, &r);
   free (r.option);
   free (r.meta_context_exportname);
+  free (r.tls_identity);
   if (id == 0) {
     *error = control_error_text ("the connection could not be started "
                          "(see the worker's log)");
@@ -256,5 +290,6 @@ control_hand_over (struct json_object *cmd, int fd,
   close (fd);
   free (r.option);
   free (r.meta_context_exportname);
+  free (r.tls_identity);
   return -1;
 }

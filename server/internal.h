@@ -233,6 +233,11 @@ struct handshake_resume {
   char *meta_context_exportname;
   char *option;                 /* raw bytes of the option to answer next */
   size_t option_len;
+  /* The supervisor relays an established TLS session (its end is the
+   * plaintext side): the connection counts as TLS with this identity.
+   */
+  bool tls;
+  char *tls_identity;
 };
 
 /* Requests counted by type for the worker's statistics. */
