@@ -26,6 +26,14 @@ echo "[127.0.0.1]:$SSHD_PORT $(cat "$tmpdir/other_key.pub")" \
   > "$tmpdir/wrong_known_hosts"
 base=(host=127.0.0.1 "port=$SSHD_PORT" user=root config=)
 
+# Under ASan/UBSan, nbdkit's messages must hold no report (failed
+# connections and exits racing with ending connection threads).
+no_sanitizer_report ()
+{
+  ! grep -q -E "Sanitizer|runtime error" "$tmpdir/err" ||
+    fail "$1: sanitizer report: $(cat "$tmpdir/err")"
+}
+
 # expect_refused NAME PATTERN ARGS...: the client's connection fails,
 # and nbdkit's log has a line matching PATTERN.
 expect_refused ()
@@ -38,6 +46,7 @@ expect_refused ()
   fi
   grep -q -- "$pattern" "$tmpdir/err" ||
     fail "$name: no message matching '$pattern' in: $(cat "$tmpdir/err")"
+  no_sanitizer_report "$name"
 }
 
 # expect_served NAME ARGS...: the export has the disk's size.
@@ -49,6 +58,7 @@ expect_served ()
            2>"$tmpdir/err") ||
     fail "$name: connection failed: $(cat "$tmpdir/err")"
   [ "$size" = 65536 ] || fail "$name: size $size"
+  no_sanitizer_report "$name"
 }
 
 expect_refused "changed host key" "host key differs from the one recorded" \

@@ -14,6 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef SSH_PLUGIN_OPENSSL
+#include <openssl/crypto.h>
+#endif
+
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
@@ -36,14 +40,27 @@ static bool created;
 static void
 ssh_plugin_load (void)
 {
+#ifdef SSH_PLUGIN_OPENSSL
+  /* libssh starts OpenSSL lazily, in the first connection thread that
+   * needs random numbers, and OpenSSL then registers an atexit handler
+   * freeing its global and per-thread state.  nbdkit can exit while a
+   * connection thread is still ending, and that thread's own OpenSSL
+   * destructor then frees the same state again (a double free seen
+   * under ASan).  Start OpenSSL here, in the main thread, without the
+   * atexit handler: each thread's state is freed once, by its thread.
+   */
+  OPENSSL_init_crypto (OPENSSL_INIT_NO_ATEXIT, NULL);
+#endif
   ssh_init ();
 }
 
+/* No ssh_finalize here: connection threads may still be ending, and
+ * libssh's own destructor finalizes it at exit.
+ */
 static void
 ssh_plugin_unload (void)
 {
   params_free ();
-  ssh_finalize ();
 }
 
 /* O_TRUNC then set the size and mode by path (libssh has no fsetstat). */
