@@ -5,7 +5,7 @@
 # verify-remote-host=false), several known-hosts files are all
 # consulted, a missing remote file and a key the server does not
 # accept (or a wrong password) fail the connection with a message naming
-# the cause.
+# the cause; timeout= bounds the wait for a server that never answers.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 
 requires nbdinfo --version
@@ -85,3 +85,25 @@ expect_refused "wrong password" \
   "offers \\[publickey\\]\\[password\\]; no key or password was accepted" \
   "${base[@]}" "identity=$tmpdir/other_key" password=not-the-password \
   "known-hosts=$tmpdir/known_hosts" "$disk"
+
+# A server that accepts TCP connections and never speaks: timeout=1
+# ends the attempt.
+python3 -u -c '
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1])
+held = []
+while True:
+    held.append(s.accept()[0])
+' > "$tmpdir/silent.port" &
+cleanup_fn kill_pid $!
+for (( i=0; i<100; i++ )); do
+  [ -s "$tmpdir/silent.port" ] && break
+  sleep 0.05
+done
+[ -s "$tmpdir/silent.port" ] || fail "the silent server did not start"
+expect_refused "timeout=1" "cannot connect: Timeout" \
+  host=127.0.0.1 "port=$(cat "$tmpdir/silent.port")" config= timeout=1 \
+  "$disk"
