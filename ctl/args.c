@@ -332,6 +332,7 @@ export_options_free (struct export_options *o)
 
   string_vector_free_all (&o->filters);
   string_vector_free_all (&o->listeners);
+  string_vector_free_all (&o->tls_allow);
   for (i = 0; i < o->secrets.len; ++i) {
     free (o->secrets.ptr[i].key);
     close (o->secrets.ptr[i].fd);

@@ -97,6 +97,7 @@ enum {
   OPT_TLS_CERTIFICATES,
   OPT_TLS_PSK,
   OPT_TLS_VERIFY_PEER,
+  OPT_TLS_ALLOW,
   OPT_DESCRIPTION,
   OPT_START,
   OPT_IDLE_TIMEOUT,
@@ -124,6 +125,7 @@ static const struct option long_options[] = {
   { "tls-certificates", required_argument, NULL, OPT_TLS_CERTIFICATES },
   { "tls-psk", required_argument, NULL, OPT_TLS_PSK },
   { "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY_PEER },
+  { "tls-allow", required_argument, NULL, OPT_TLS_ALLOW },
   { "description", required_argument, NULL, OPT_DESCRIPTION },
   { "start", required_argument, NULL, OPT_START },
   { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
@@ -207,6 +209,8 @@ usage_export_options (void)
           "  --tls-certificates=DIR  X.509 certificates directory\n"
           "  --tls-psk=FILE          PSK file\n"
           "  --tls-verify-peer       Require a client certificate\n"
+          "  --tls-allow=ID          Shared listener: a PSK user or X.509 DN\n"
+          "                          allowed (repeatable; --tls-allow= clears)\n"
           "  --description=TEXT      Description shown to clients\n"
           "  --start=boot|on-demand|manual  When the worker starts\n"
           "  --idle-timeout=SECS     on-demand: stop after SECS idle\n"
@@ -271,6 +275,13 @@ parse_export_option (int c, const char *arg)
   case OPT_TLS_PSK: o->tls_psk = arg; return 0;
   case OPT_TLS_VERIFY_PEER:
     o->tls_verify_peer = o->tls_verify_peer_set = true;
+    return 0;
+  case OPT_TLS_ALLOW:
+    o->tls_allow_set = true;
+    if (*arg == '\0')           /* --tls-allow= clears the list */
+      return 0;
+    if ((s = strdup (arg)) == NULL || string_vector_append (&o->tls_allow, s))
+      return error_log (-ENOMEM, "%m");
     return 0;
   case OPT_DESCRIPTION: o->description = arg; return 0;
   case OPT_START:

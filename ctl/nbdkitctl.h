@@ -63,6 +63,8 @@ struct export_options {
   const char *tls_certificates;
   const char *tls_psk;
   bool tls_verify_peer, tls_verify_peer_set;
+  string_vector tls_allow;      /* PSK users / X.509 DNs (shared listener) */
+  bool tls_allow_set;
   const char *description;
   const char *start;
   uint32_t idle_timeout;

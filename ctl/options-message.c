@@ -150,6 +150,9 @@ append_export_options (sd_bus_message *m, const struct export_options *o,
   if (o->listeners_set
       && (r = append_entry_strings (m, "listeners", &o->listeners)) < 0)
     return r;
+  if (o->tls_allow_set
+      && (r = append_entry_strings (m, "tls-allow", &o->tls_allow)) < 0)
+    return r;
   if (o->secrets.len > 0
       && (r = append_entry_secrets (m, &o->secrets)) < 0)
     return r;

@@ -3,7 +3,8 @@
 # nbdkitd's shared listener with STARTTLS: clients that stall in the TLS
 # handshake (silent after the ACK, or half a ClientHello) do not hold up
 # a PSK client, which is served meanwhile, and are closed after
-# --handshake-timeout.  Unreadable TLS credentials stop nbdkitd at
+# --handshake-timeout.  nbdkitctl --tls-allow changes who may see the
+# export.  Unreadable TLS credentials stop nbdkitd at
 # start-up with exit status 1.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 source "$srcdir/tls-functions.sh"
@@ -90,4 +91,10 @@ wait_log half "closed after"
 cat "$D/silent.log" "$D/half.log"
 grep -q 'picked no export within 3 s' "$D/daemon.log" || fail "no log line"
 [ "$(nbdinfo --size "$uri")" = 1048576 ] || fail "alice after the timeouts"
+
+# nbdkitctl --tls-allow: the export is bob's now; alice no longer sees it.
+"$abs_top_builddir/ctl/nbdkitctl" --system --no-ask-password \
+    update-export disk --tls-allow=bob || fail "nbdkitctl update-export"
+[ "$(eprop disk TLSAllow)" = '1 "bob' ] || fail "TLSAllow: $(eprop disk TLSAllow)"
+nbdinfo --size "$uri" >/dev/null 2>&1 && fail "alice still served"
 echo PASS
