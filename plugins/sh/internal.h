@@ -81,6 +81,7 @@ extern void script_error (const char *method, const char *fs, ...)
  */
 extern const char *script_tmpdir (void);
 extern void script_tmpdir_remove (void);
+extern void script_tmpdir_adopt (void);
 
 /* methods.c: lifecycle, configuration, exports, open, size. */
 extern void method_unload (void);

@@ -176,6 +176,11 @@ int
 method_after_fork (void)
 {
   const char *argv[] = { NULL, "after_fork", NULL };
+
+  /* The server may now be a child of the process that loaded us (-f
+   * not given, or --run): this process removes $tmpdir at exit.
+   */
+  script_tmpdir_adopt ();
   return call_simple (argv);
 }
 

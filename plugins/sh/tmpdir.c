@@ -43,6 +43,14 @@ script_tmpdir_remove (void)
   tmpdir = NULL;
 }
 
+/* The server process (after nbdkit's fork) owns the directory now. */
+void
+script_tmpdir_adopt (void)
+{
+  if (tmpdir)
+    tmpdir_owner = getpid ();
+}
+
 /* Registered with atexit: nbdkit exits without unloading plugins when
  * configuration fails.  In a dlopen'd module glibc runs it at dlclose
  * instead if that comes first.
