@@ -67,6 +67,17 @@ requires ()
   fi
 }
 
+# normal_build_only WHY: tests that check behaviour, documentation or
+# symbols rather than memory safety (comparisons with Debian's nbdkit,
+# the man pages, exported symbols) run in the normal build only; the
+# sanitizer build skips them to keep the suite's time in bounds.
+normal_build_only ()
+{
+  if ldd "$NBDKIT" 2>/dev/null | grep -q libasan; then
+    skip "checked in the normal build only ($*)"
+  fi
+}
+
 requires_plugin ()
 {
   if ! "$NBDKIT" "$1" --dump-plugin >/dev/null 2>&1; then

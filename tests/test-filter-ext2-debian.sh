@@ -9,6 +9,7 @@
 # file has holes), and loses data when writing into a hole of a sparse
 # file; ours is checked on both in test-filter-ext2-data.sh.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debian=/usr/bin/nbdkit
 [ -x "$debian" ] || skip "no Debian nbdkit at $debian"

@@ -5,6 +5,7 @@
 # read, what ours writes Debian's reads, the whole payload decrypts to
 # the same bytes, and the size and flags nbdinfo sees are the same.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debian=/usr/bin/nbdkit
 [ -x "$debian" ] || skip "no Debian nbdkit at $debian"

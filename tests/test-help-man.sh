@@ -7,6 +7,7 @@
 # man page and vice versa, the man page has the standard sections in
 # order, and podchecker is clean.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a documentation check"
 requires_plugin null
 make_tmpdir
 

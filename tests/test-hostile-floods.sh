@@ -17,6 +17,6 @@ make_tmpdir
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
 start_nbdkit -P "$tmpdir/pid" -U "$tmpdir/sock" memory 1G
 timeout 600 /usr/bin/python3 "$srcdir/hostile_floods.py" "$tmpdir/sock" \
-  "$(cat "$tmpdir/pid")" "${FLOOD_SECONDS:-60}" ||
+  "$(cat "$tmpdir/pid")" "${FLOOD_SECONDS:-20}" ||
   fail "a flood broke the server's bounds"
 kill -0 "$(cat "$tmpdir/pid")" || fail "the server died"

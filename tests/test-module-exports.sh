@@ -6,6 +6,7 @@
 # to a namesake in another module (DESIGN.md "Modules are sealed").
 
 source "$srcdir/functions.sh"
+normal_build_only "a symbol check"
 requires nm --version
 
 n=0

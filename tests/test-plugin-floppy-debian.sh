@@ -7,6 +7,7 @@
 # directory with exit status 1.  Debian's images have too few clusters
 # for mtools, so mtools is only used on ours (test-plugin-floppy.sh).
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debian=/usr/bin/nbdkit
 [ -x "$debian" ] || skip "no Debian nbdkit at $debian"

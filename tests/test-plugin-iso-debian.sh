@@ -5,6 +5,7 @@
 # list (isoinfo -f) and the same contents for every file; both exit 1
 # when the ISO program fails.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debian=/usr/bin/nbdkit
 [ -x "$debian" ] || skip "no Debian nbdkit at $debian"

@@ -9,6 +9,7 @@
 # zeroes (to send holes), and what 1.32 lacks (nbdkit.is_tls and
 # disconnect, (name, None) export entries).
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debian=/usr/bin/nbdkit
 [ -x "$debian" ] || skip "no Debian nbdkit at $debian"

@@ -7,6 +7,7 @@
 # this server advertises when the plugin gives none, and when close
 # runs at shutdown.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debian=/usr/bin/nbdkit
 [ -x "$debian" ] || skip "no Debian nbdkit at $debian"

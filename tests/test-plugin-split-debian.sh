@@ -4,6 +4,7 @@
 # files (one ending mid-block, an empty one, a sparse one): the same
 # size, data and block status map.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debian=/usr/bin/nbdkit
 [ -x "$debian" ] || skip "no Debian nbdkit at $debian"

@@ -5,6 +5,7 @@
 # same data, each reading what the other wrote, and the same result for
 # create=true.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debian=/usr/bin/nbdkit
 requires nbdsh --version

@@ -6,6 +6,7 @@
 # private sshd; ssh writes land in the remote file.  libvirt's probe
 # "nbdkit curl --version" answers with the plugin's version line.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
+normal_build_only "a comparison with Debian's nbdkit"
 
 debdir=/usr/lib/x86_64-linux-gnu/nbdkit/plugins
 requires nbdcopy --version
