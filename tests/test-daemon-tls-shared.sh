@@ -35,11 +35,14 @@ add alice-disk require ", 'tls-allow': <['alice']>" & pids+=($!)
 add bob-disk require ", 'tls-allow': <['bob']>" & pids+=($!)
 add carol-disk require ", 'tls-allow': <['$carol']>, 'tls-verify-peer': <true>" &
 pids+=($!)
-add verified require ", 'tls-verify-peer': <true>" & pids+=($!)
+# verified starts on demand: its first client waits for the worker.
+add verified require ", 'tls-verify-peer': <true>, 'start': <'on-demand'>" &
+pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || fail "AddExport"; done
-for e in pub both alice-disk bob-disk carol-disk verified; do
+for e in pub both alice-disk bob-disk carol-disk; do
   wait_state "$e" running
 done
+wait_state verified inactive
 [ "$(eprop alice-disk TLSAllow)" = '1 "alice' ] ||
   fail "TLSAllow property: $(eprop alice-disk TLSAllow)"
 /usr/bin/python3 - "$D"/state/*alice* <<'PY' || fail "tls-allow not stored"
