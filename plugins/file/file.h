@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * Private to the file plugin: the per-connection handle shared by file.c
- * (the plugin callbacks) and zero.c (zeroing and trimming with fallocate).
+ * (the plugin callbacks), open.c (listing and opening files) and zero.c
+ * (zeroing and trimming with fallocate).
  */
 
 #ifndef NBDKIT_FILE_H
@@ -21,6 +22,19 @@ struct handle {
   _Atomic bool can_zero_range;
   _Atomic bool can_fallocate;
 };
+
+struct nbdkit_exports;
+
+/* open.c */
+extern int file_list_directory (int dirfd_exports, const char *directory,
+                                struct nbdkit_exports *exports);
+
+/* Open PATH relative to AT (a directory descriptor or AT_FDCWD) into H,
+ * read-only if READONLY or if only that works.  Returns -1 with errno set
+ * after nbdkit_error.
+ */
+extern int file_open_data (struct handle *h, int at, const char *path,
+                           int readonly);
 
 /* zero.c */
 
