@@ -71,10 +71,17 @@ has_own_listener (const struct export_def *def)
   return false;
 }
 
+/* Whether the worker itself speaks TLS (and can reload-tls). */
+bool
+export_worker_has_tls (const struct export_def *def)
+{
+  return def->tls != TLS_MODE_OFF && has_own_listener (def);
+}
+
 static int
 add_options (string_vector *argv, const struct export_def *def)
 {
-  bool tls = def->tls != TLS_MODE_OFF && has_own_listener (def);
+  bool tls = export_worker_has_tls (def);
   int r = 0;
 
   if (def->readonly)

@@ -441,17 +441,19 @@ reload_tls_reply (struct export *e, json_object *reply, void *opaque)
                  e->def.name, json_object_get_string (err));
 }
 
-/* Reload and SIGHUP: forget the module catalogue and make every running
- * TLS worker read its certificates or PSK file again (new handshakes use
- * them, established connections keep theirs).
+/* Reload and SIGHUP: forget the module catalogue, read the shared
+ * listener's credentials again and make every running TLS worker read
+ * its certificates or PSK file again (new handshakes use them,
+ * established connections keep theirs).
  */
 void
 context_reload (struct context *ctx)
 {
   catalogue_free (ctx);
+  router_tls_reload (ctx);
   for (size_t i = 0; i < ctx->exports.len; i++) {
     struct export *e = ctx->exports.ptr[i];
-    if (e->def.tls != TLS_MODE_OFF && worker_running (e))
+    if (export_worker_has_tls (&e->def) && worker_running (e))
       worker_command (e, "reload-tls", NULL, -1, reload_tls_reply, NULL);
   }
 }

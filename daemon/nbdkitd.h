@@ -281,6 +281,7 @@ extern int nbdkit_argv_build (struct context *ctx, const struct export_def *def,
                               const char *const *mode_args, int first_extra_fd,
                               int_vector *secret_pipes, string_vector *argv);
 extern void nbdkit_argv_free (int_vector *secret_pipes, string_vector *argv);
+extern bool export_worker_has_tls (const struct export_def *def);
 
 /* validate.c */
 typedef void (*validate_done_fn) (void *opaque, int r, const char *err_name,
@@ -353,5 +354,6 @@ extern bool router_has_pending (const struct export *e);
 /* router-tls.c */
 extern int router_tls_init (struct context *ctx);
 extern void router_tls_free (struct context *ctx);
+extern int router_tls_reload (struct context *ctx);
 
 #endif /* NBDKITD_H */

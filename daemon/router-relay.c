@@ -37,6 +37,7 @@ struct relay_buffer {
 
 struct relay {
   gnutls_session_t session;
+  struct router_tls *creds;
   int client_fd, worker_fd;
   struct relay_buffer to_worker, to_client;
   bool worker_shut;             /* SHUT_WR sent to the worker */
@@ -172,6 +173,7 @@ static void
 relay_free (struct relay *r)
 {
   gnutls_deinit (r->session);
+  router_tls_release (r->creds);
   close (r->client_fd);
   close (r->worker_fd);
   free (r->to_worker.data);
@@ -212,7 +214,8 @@ set_buffer_sizes (int fd)
 }
 
 int
-router_relay_start (void *session, int client_fd, int worker_fd)
+router_relay_start (void *session, struct router_tls *creds, int client_fd,
+                    int worker_fd)
 {
   struct relay *r = calloc (1, sizeof *r);
   pthread_attr_t attrs;
@@ -222,6 +225,7 @@ router_relay_start (void *session, int client_fd, int worker_fd)
   if (r == NULL)
     goto nomem;
   r->session = session;
+  r->creds = creds;
   r->client_fd = client_fd;
   r->worker_fd = worker_fd;
   r->to_worker.data = malloc (RELAY_BUFFER);
@@ -245,6 +249,7 @@ router_relay_start (void *session, int client_fd, int worker_fd)
     free (r);
   }
   gnutls_deinit (session);
+  router_tls_release (creds);
   close (client_fd);
   close (worker_fd);
   return -ENOMEM;

@@ -31,7 +31,11 @@
 #define PRIORITY_AES_FIRST \
   ":%SERVER_PRECEDENCE:-CHACHA20-POLY1305:+CHACHA20-POLY1305"
 
+/* Shared by the sessions that use them: a reload puts new ones in
+ * place while handshakes and relays keep theirs.
+ */
 struct router_tls {
+  unsigned refs;
   gnutls_certificate_credentials_t x509;        /* NULL without a dir */
   gnutls_psk_server_credentials_t psk;          /* NULL without a file */
   gnutls_priority_t priority;
@@ -53,14 +57,14 @@ cpu_has_aes (void)
  * least one "username:hexkey" line, as psktool(1) writes.
  */
 static int
-psk_file_check (const char *path)
+psk_file_check (struct context *ctx, const char *path)
 {
   FILE *fp = fopen (path, "r");
   char line[2048];
   int users = 0;
 
   if (fp == NULL) {
-    fprintf (stderr, "nbdkitd: --tls-psk=%s: %m\n", path);
+    log_error (ctx, "--tls-psk=%s: %m", path);
     return -EINVAL;
   }
   while (fgets (line, sizeof line, fp)) {
@@ -75,15 +79,15 @@ psk_file_check (const char *path)
   }
   fclose (fp);
   if (users == 0) {
-    fprintf (stderr, "nbdkitd: --tls-psk=%s: no 'username:hexkey' line "
-             "(make the file with psktool(1))\n", path);
+    log_error (ctx, "--tls-psk=%s: no 'username:hexkey' line "
+             "(make the file with psktool(1))", path);
     return -EINVAL;
   }
   return 0;
 }
 
 static int
-x509_load (struct router_tls *t, const char *dir)
+x509_load (struct context *ctx, struct router_tls *t, const char *dir)
 {
   CLEANUP_FREE char *ca = NULL, *crl = NULL, *cert = NULL, *key = NULL;
   int r;
@@ -98,21 +102,21 @@ x509_load (struct router_tls *t, const char *dir)
   r = gnutls_certificate_set_x509_trust_file (t->x509, ca,
                                               GNUTLS_X509_FMT_PEM);
   if (r <= 0) {
-    fprintf (stderr, "nbdkitd: --tls-certificates=%s: %s: %s\n", dir, ca,
+    log_error (ctx, "--tls-certificates=%s: %s: %s", dir, ca,
              r == 0 ? "no certificate in the file" : gnutls_strerror (r));
     return -EINVAL;
   }
   if (access (crl, F_OK) == 0 &&
       (r = gnutls_certificate_set_x509_crl_file (t->x509, crl,
                                                  GNUTLS_X509_FMT_PEM)) < 0) {
-    fprintf (stderr, "nbdkitd: --tls-certificates=%s: %s: %s\n", dir, crl,
+    log_error (ctx, "--tls-certificates=%s: %s: %s", dir, crl,
              gnutls_strerror (r));
     return -EINVAL;
   }
   r = gnutls_certificate_set_x509_key_file (t->x509, cert, key,
                                             GNUTLS_X509_FMT_PEM);
   if (r < 0) {
-    fprintf (stderr, "nbdkitd: --tls-certificates=%s: %s, %s: %s\n", dir,
+    log_error (ctx, "--tls-certificates=%s: %s, %s: %s", dir,
              cert, key, gnutls_strerror (r));
     return -EINVAL;
   }
@@ -121,9 +125,9 @@ x509_load (struct router_tls *t, const char *dir)
 }
 
 static int
-psk_load (struct router_tls *t, const char *path)
+psk_load (struct context *ctx, struct router_tls *t, const char *path)
 {
-  int r = psk_file_check (path);
+  int r = psk_file_check (ctx, path);
 
   if (r < 0)
     return r;
@@ -131,58 +135,17 @@ psk_load (struct router_tls *t, const char *path)
     return -ENOMEM;
   r = gnutls_psk_set_server_credentials_file (t->psk, path);
   if (r < 0) {
-    fprintf (stderr, "nbdkitd: --tls-psk=%s: %s\n", path, gnutls_strerror (r));
+    log_error (ctx, "--tls-psk=%s: %s", path, gnutls_strerror (r));
     return -EINVAL;
   }
   gnutls_psk_set_server_known_dh_params (t->psk, GNUTLS_SEC_PARAM_MEDIUM);
   return 0;
 }
 
-/* Load the shared listener's credentials, if any were configured.
- * Errors are printed; the daemon exits with status 1.
- */
-int
-router_tls_init (struct context *ctx)
+static void
+credentials_unref (struct router_tls *t)
 {
-  const struct config *cfg = &ctx->config;
-  CLEANUP_FREE char *prio = NULL;
-  struct router_tls *t;
-  int r = 0;
-
-  if (!cfg->tls_certificates && !cfg->tls_psk)
-    return 0;
-  if ((t = calloc (1, sizeof *t)) == NULL)
-    return -ENOMEM;
-  ctx->tls = t;
-  if (cfg->tls_certificates)
-    r = x509_load (t, cfg->tls_certificates);
-  if (r == 0 && cfg->tls_psk)
-    r = psk_load (t, cfg->tls_psk);
-  if (r < 0)
-    return r;
-  if (asprintf (&prio, "%s%s%s", PRIORITY_BASE,
-                cpu_has_aes () ? PRIORITY_AES_FIRST : "",
-                t->psk ? PRIORITY_PSK : "") == -1)
-    return -ENOMEM;
-  r = gnutls_priority_init (&t->priority, prio, NULL);
-  if (r < 0) {
-    t->priority = NULL;
-    fprintf (stderr, "nbdkitd: TLS priority \"%s\": %s\n", prio,
-             gnutls_strerror (r));
-    return -EINVAL;
-  }
-  export_options_set_shared_tls (t->x509 != NULL, t->psk != NULL);
-  log_info (ctx, "shared listener: STARTTLS with %s%s%s", t->x509 ? "X.509" : "",
-            t->x509 && t->psk ? " and " : "", t->psk ? "PSK" : "");
-  return 0;
-}
-
-void
-router_tls_free (struct context *ctx)
-{
-  struct router_tls *t = ctx->tls;
-
-  if (t == NULL)
+  if (t == NULL || __atomic_sub_fetch (&t->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
   if (t->x509)
     gnutls_certificate_free_credentials (t->x509);
@@ -191,6 +154,97 @@ router_tls_free (struct context *ctx)
   if (t->priority)
     gnutls_priority_deinit (t->priority);
   free (t);
+}
+
+/* The relay's reference, dropped when it ends (another thread). */
+void
+router_tls_release (struct router_tls *t)
+{
+  credentials_unref (t);
+}
+
+/* Read --tls-certificates and --tls-psk into new credentials. */
+static int
+credentials_load (struct context *ctx, struct router_tls **ret)
+{
+  const struct config *cfg = &ctx->config;
+  CLEANUP_FREE char *prio = NULL;
+  struct router_tls *t = calloc (1, sizeof *t);
+  int r = 0;
+
+  if (t == NULL)
+    return -ENOMEM;
+  t->refs = 1;
+  if (cfg->tls_certificates)
+    r = x509_load (ctx, t, cfg->tls_certificates);
+  if (r == 0 && cfg->tls_psk)
+    r = psk_load (ctx, t, cfg->tls_psk);
+  if (r == 0 && asprintf (&prio, "%s%s%s", PRIORITY_BASE,
+                          cpu_has_aes () ? PRIORITY_AES_FIRST : "",
+                          t->psk ? PRIORITY_PSK : "") == -1)
+    r = -ENOMEM;
+  if (r == 0 && (r = gnutls_priority_init (&t->priority, prio, NULL)) < 0) {
+    t->priority = NULL;
+    log_error (ctx, "TLS priority \"%s\": %s", prio, gnutls_strerror (r));
+    r = -EINVAL;
+  }
+  if (r < 0) {
+    credentials_unref (t);
+    return r;
+  }
+  *ret = t;
+  return 0;
+}
+
+/* Load the shared listener's credentials, if any were configured.
+ * Errors are logged; the daemon exits with status 1.
+ */
+int
+router_tls_init (struct context *ctx)
+{
+  struct router_tls *t;
+  int r;
+
+  if (!ctx->config.tls_certificates && !ctx->config.tls_psk)
+    return 0;
+  r = credentials_load (ctx, &t);
+  if (r < 0)
+    return r;
+  ctx->tls = t;
+  export_options_set_shared_tls (t->x509 != NULL, t->psk != NULL);
+  log_info (ctx, "shared listener: STARTTLS with %s%s%s", t->x509 ? "X.509" : "",
+            t->x509 && t->psk ? " and " : "", t->psk ? "PSK" : "");
+  return 0;
+}
+
+/* Reload and SIGHUP: read the files again.  New handshakes use the new
+ * credentials; sessions in progress and relays keep the old ones until
+ * they end.  On error the old ones stay.
+ */
+int
+router_tls_reload (struct context *ctx)
+{
+  struct router_tls *t;
+  int r;
+
+  if (ctx->tls == NULL)
+    return 0;
+  r = credentials_load (ctx, &t);
+  if (r < 0) {
+    log_warning (ctx, "shared listener: the TLS credentials could not be "
+                 "read again, keeping the old ones");
+    return r;
+  }
+  credentials_unref (ctx->tls);
+  ctx->tls = t;
+  log_info (ctx, "shared listener: TLS credentials reloaded");
+  return 0;
+}
+
+void
+router_tls_free (struct context *ctx)
+{
+  credentials_unref (ctx->tls);
   ctx->tls = NULL;
 }
 
@@ -285,6 +339,8 @@ router_tls_start (struct router_conn *c)
   }
   gnutls_transport_set_int (s, c->fd);
   c->tls_session = s;
+  c->tls_creds = t;
+  __atomic_add_fetch (&t->refs, 1, __ATOMIC_ACQ_REL);
   return 0;
 }
 
@@ -364,6 +420,8 @@ router_tls_conn_free (struct router_conn *c)
   if (c->tls_session)
     gnutls_deinit (c->tls_session);
   c->tls_session = NULL;
+  credentials_unref (c->tls_creds);
+  c->tls_creds = NULL;
   free (c->tls_identity);
   c->tls_identity = NULL;
 }
@@ -385,6 +443,7 @@ router_tls_init (struct context *ctx)
 }
 
 void router_tls_free (struct context *ctx) { }
+int router_tls_reload (struct context *ctx) { return 0; }
 bool router_tls_available (const struct context *ctx) { return false; }
 bool router_tls_has_x509 (const struct context *ctx) { return false; }
 
@@ -422,11 +481,14 @@ router_tls_handshake (struct router_conn *c, uint32_t *events)
 void router_tls_conn_free (struct router_conn *c) { free (c->tls_identity); }
 
 int
-router_relay_start (void *session, int client_fd, int worker_fd)
+router_relay_start (void *session, struct router_tls *creds, int client_fd,
+                    int worker_fd)
 {
   close (client_fd);
   close (worker_fd);
   return -ENOTSUP;
 }
+
+void router_tls_release (struct router_tls *t) { }
 
 #endif /* !HAVE_GNUTLS */

@@ -225,8 +225,9 @@ router_hand_over_tls (struct router_conn *c, json_object *args)
     close (sv[0]);
     return r;
   }
-  r = router_relay_start (c->tls_session, c->fd, sv[0]);
+  r = router_relay_start (c->tls_session, c->tls_creds, c->fd, sv[0]);
   c->tls_session = NULL;
+  c->tls_creds = NULL;
   c->fd = -1;
   router_handed_over (c);
   if (r < 0)

@@ -39,6 +39,7 @@ struct router_conn {
    * whether its certificate verified against the daemon's CA.
    */
   void *tls_session;
+  struct router_tls *tls_creds;  /* the credentials it uses (a reference) */
   bool tls_started;             /* STARTTLS was answered */
   char *tls_identity;
   bool tls_verified;
@@ -69,12 +70,13 @@ extern bool router_io_pending (struct router_conn *c);
 extern int router_tls_start (struct router_conn *c);
 extern int router_tls_handshake (struct router_conn *c, uint32_t *events);
 extern void router_tls_conn_free (struct router_conn *c);
+extern void router_tls_release (struct router_tls *t);
 
 /* router-relay.c: after the hand-over of a TLS client, a thread moves
  * the bytes between the client's TLS session and the worker's socket.
- * Takes the session and both descriptors.
+ * Takes the session, its credentials' reference and both descriptors.
  */
-extern int router_relay_start (void *tls_session, int client_fd,
-                               int worker_fd);
+extern int router_relay_start (void *tls_session, struct router_tls *creds,
+                               int client_fd, int worker_fd);
 
 #endif /* NBDKITD_ROUTER_H */
