@@ -214,7 +214,7 @@ router_hand_over_tls (struct router_conn *c, json_object *args)
                             json_object_new_string (c->tls_identity));
   /* The worker's end blocks, the relay's does not. */
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
-      fcntl (sv[0], F_SETFL, O_NONBLOCK | O_RDWR) == -1) {
+      fcntl (sv[0], F_SETFL, O_NONBLOCK) == -1) {
     r = -errno;
     json_object_put (args);
     return r;
