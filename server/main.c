@@ -157,12 +157,50 @@ parse_port (const char *arg)
   return number;
 }
 
+/* An option taking a number of at least MIN. */
+static void
+parse_unsigned_option (const char *what, const char *arg, unsigned *dst,
+                       unsigned min)
+{
+  if (nbdkit_parse_unsigned (what, arg, dst) == -1)
+    exit (EXIT_FAILURE);
+  if (*dst < min)
+    usage_error ("%s must be at least %u", what, min);
+}
+
+static void
+parse_log_option (const char *arg)
+{
+  if (strcmp (arg, "stderr") == 0)
+    config.log_to = LOG_TO_STDERR;
+  else if (strcmp (arg, "syslog") == 0)
+    config.log_to = LOG_TO_SYSLOG;
+  else if (strcmp (arg, "null") == 0)
+    config.log_to = LOG_TO_NULL;
+  else
+    usage_error ("--log must be \"stderr\", \"syslog\" or \"null\"");
+}
+
+/* --long-options, --short-options (for bash completion). */
+static void __attribute__ ((noreturn))
+list_options (bool long_ones)
+{
+  if (long_ones)
+    for (int i = 0; long_options[i].name != NULL; ++i)
+      printf ("--%s\n", long_options[i].name);
+  else
+    for (int i = 0; short_options[i]; ++i)
+      if (short_options[i] != ':')
+        printf ("-%c\n", short_options[i]);
+  exit (EXIT_SUCCESS);
+}
+
 /* Parse the options.  Returns the index of the plugin name in argv. */
 static int
 parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
                bool *version)
 {
-  int c, i;
+  int c;
 
   for (;;) {
     c = getopt_long (argc, argv, short_options, long_options, NULL);
@@ -187,10 +225,7 @@ parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
     case 'r': config.readonly = true; break;
     case 's': config.listen_stdin = true; break;
     case 't':
-      if (nbdkit_parse_unsigned ("threads", optarg, &config.threads) == -1)
-        exit (EXIT_FAILURE);
-      if (config.threads == 0)
-        usage_error ("-t (--threads) must be at least 1");
+      parse_unsigned_option ("-t (--threads)", optarg, &config.threads, 1);
       break;
     case 'U':
       free (config.unixsocket);
@@ -214,41 +249,20 @@ parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
       }
       break;
     case HANDSHAKE_TIMEOUT_OPTION:
-      if (nbdkit_parse_unsigned ("--handshake-timeout", optarg,
-                                 &config.handshake_timeout) == -1)
-        exit (EXIT_FAILURE);
+      parse_unsigned_option ("--handshake-timeout", optarg,
+                             &config.handshake_timeout, 0);
       break;
     case HELP_OPTION: *help = true; break;
-    case LOG_OPTION:
-      if (strcmp (optarg, "stderr") == 0)
-        config.log_to = LOG_TO_STDERR;
-      else if (strcmp (optarg, "syslog") == 0)
-        config.log_to = LOG_TO_SYSLOG;
-      else if (strcmp (optarg, "null") == 0)
-        config.log_to = LOG_TO_NULL;
-      else
-        usage_error ("--log must be \"stderr\", \"syslog\" or \"null\"");
-      break;
-    case LONG_OPTIONS_OPTION:
-      for (i = 0; long_options[i].name != NULL; ++i)
-        printf ("--%s\n", long_options[i].name);
-      exit (EXIT_SUCCESS);
-    case SHORT_OPTIONS_OPTION:
-      for (i = 0; short_options[i]; ++i)
-        if (short_options[i] != ':')
-          printf ("-%c\n", short_options[i]);
-      exit (EXIT_SUCCESS);
+    case LOG_OPTION: parse_log_option (optarg); break;
+    case LONG_OPTIONS_OPTION: list_options (true);
+    case SHORT_OPTIONS_OPTION: list_options (false);
     case MASK_HANDSHAKE_OPTION:
-      if (nbdkit_parse_unsigned ("mask-handshake", optarg,
-                                 &config.mask_handshake) == -1)
-        exit (EXIT_FAILURE);
+      parse_unsigned_option ("--mask-handshake", optarg,
+                             &config.mask_handshake, 0);
       break;
     case MAX_CONNECTIONS_OPTION:
-      if (nbdkit_parse_unsigned ("--max-connections", optarg,
-                                 &config.max_connections) == -1)
-        exit (EXIT_FAILURE);
-      if (config.max_connections == 0)
-        usage_error ("--max-connections must be at least 1");
+      parse_unsigned_option ("--max-connections", optarg,
+                             &config.max_connections, 1);
       break;
     case NO_SR_OPTION: config.no_sr = true; break;
     case RUN_OPTION: config.run = optarg; break;
@@ -375,6 +389,72 @@ quit_reason (pid_t parent)
   return "signal";
 }
 
+/* After the main loop: wait (bounded) for the connections, unload the
+ * plugin and filters, remove what nbdkit made, and exit.
+ */
+static void __attribute__ ((noreturn))
+shut_down (pid_t parent)
+{
+  debug ("shutting down");
+  control_stopping (quit_reason (parent));
+  if (!connection_threads_wait (5)) {
+    /* A plugin call is stuck: unloading under it would crash. */
+    remove_private_unix_socket ();
+    exit (EXIT_SUCCESS);
+  }
+  top->cleanup (top);
+  for (struct backend *b = top, *next; b != NULL; b = next) {
+    next = b->next;
+    b->free (b);
+  }
+  top = NULL;
+  tls_free ();
+  remove_private_unix_socket ();
+  close_quit_pipe ();
+  free (config.unixsocket);
+  free (config.unixsocket_tmpdir);
+  control_close ();
+  string_vector_reset (&filter_names);
+  exit (EXIT_SUCCESS);
+}
+
+/* --exit-with-parent and --swap, before anything is loaded. */
+static void
+set_up_process (pid_t parent)
+{
+  if (config.exit_with_parent) {
+    if (prctl (PR_SET_PDEATHSIG, SIGTERM) == -1) {
+      perror ("prctl: PR_SET_PDEATHSIG");
+      exit (EXIT_FAILURE);
+    }
+    /* The parent may have died before the prctl took effect. */
+    if (getppid () != parent) {
+      fprintf (stderr, "%s: --exit-with-parent: the parent process has "
+               "already exited\n", config.program_name);
+      exit (EXIT_FAILURE);
+    }
+  }
+
+  if (config.swap && mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
+    perror ("mlockall");
+    exit (EXIT_FAILURE);
+  }
+}
+
+/* --version with a plugin: nbdkit's version, then each layer's. */
+static void __attribute__ ((noreturn))
+display_versions (void)
+{
+  struct backend *b;
+
+  display_version ();
+  for_each_backend (b) {
+    const char *v = b->version (b);
+    printf ("%s %s\n", b->name, v ? v : "(no version)");
+  }
+  exit (EXIT_SUCCESS);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -410,36 +490,13 @@ main (int argc, char *argv[])
       config.exit_with_parent)
     config.foreground = true;
 
-  if (config.exit_with_parent) {
-    if (prctl (PR_SET_PDEATHSIG, SIGTERM) == -1) {
-      perror ("prctl: PR_SET_PDEATHSIG");
-      exit (EXIT_FAILURE);
-    }
-    /* The parent may have died before the prctl took effect. */
-    if (getppid () != parent) {
-      fprintf (stderr, "%s: --exit-with-parent: the parent process has "
-               "already exited\n", config.program_name);
-      exit (EXIT_FAILURE);
-    }
-  }
-
-  if (config.swap && mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
-    perror ("mlockall");
-    exit (EXIT_FAILURE);
-  }
+  set_up_process (parent);
 
   usergroup_resolve ();
   load_backends (plugin_name, &filter_names);
 
-  if (version) {
-    struct backend *b;
-    display_version ();
-    for_each_backend (b) {
-      const char *v = b->version (b);
-      printf ("%s %s\n", b->name, v ? v : "(no version)");
-    }
-    exit (EXIT_SUCCESS);
-  }
+  if (version)
+    display_versions ();
   if (help) {
     usage ();
     printf ("\n");
@@ -472,27 +529,5 @@ main (int argc, char *argv[])
   set_up_signals ();
 
   serve ();
-
-  debug ("shutting down");
-  control_stopping (quit_reason (parent));
-  if (!connection_threads_wait (5)) {
-    /* A plugin call is stuck: unloading under it would crash. */
-    remove_private_unix_socket ();
-    exit (EXIT_SUCCESS);
-  }
-  top->cleanup (top);
-  for (struct backend *b = top, *next; b != NULL; b = next) {
-    next = b->next;
-    b->free (b);
-  }
-  top = NULL;
-  tls_free ();
-  remove_private_unix_socket ();
-  close_quit_pipe ();
-  free (config.unixsocket);
-  free (config.unixsocket_tmpdir);
-  control_close ();
-  string_vector_reset (&filter_names);
-
-  exit (EXIT_SUCCESS);
+  shut_down (parent);
 }
