@@ -37,20 +37,30 @@ int
 worker_command_to (struct worker *w, const char *type, json_object *args,
                    int fd, worker_reply_fn fn, void *opaque)
 {
+  return worker_command_fds (w, type, args, &fd, fd >= 0 ? 1 : 0, fn,
+                             opaque);
+}
+
+/* The same with NFDS descriptors (at most WORKER_MAX_FDS) attached. */
+int
+worker_command_fds (struct worker *w, const char *type, json_object *args,
+                    const int *fds, size_t nfds, worker_reply_fn fn,
+                    void *opaque)
+{
   json_object *msg = args ? args : json_object_new_object ();
   struct worker_cmd *c;
   const char *text;
   struct iovec iov;
   struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
   union {
-    char buf[CMSG_SPACE (sizeof (int))];
+    char buf[CMSG_SPACE (WORKER_MAX_FDS * sizeof (int))];
     struct cmsghdr align;
   } u;
   int r = 0;
 
-  if (w->control_fd < 0) {
+  if (w->control_fd < 0 || nfds > WORKER_MAX_FDS) {
     json_object_put (msg);
-    return -ESRCH;
+    return w->control_fd < 0 ? -ESRCH : -E2BIG;
   }
   c = calloc (1, sizeof *c);
   if (c == NULL || msg == NULL) {
@@ -67,16 +77,17 @@ worker_command_to (struct worker *w, const char *type, json_object *args,
   text = json_object_to_json_string_ext (msg, JSON_C_TO_STRING_PLAIN);
   iov.iov_base = (void *) text;
   iov.iov_len = strlen (text);
-  if (fd >= 0) {
+  if (nfds > 0) {
     struct cmsghdr *cm;
+
     memset (&u, 0, sizeof u);
     mh.msg_control = u.buf;
-    mh.msg_controllen = sizeof u.buf;
+    mh.msg_controllen = CMSG_SPACE (nfds * sizeof (int));
     cm = CMSG_FIRSTHDR (&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN (sizeof (int));
-    memcpy (CMSG_DATA (cm), &fd, sizeof fd);
+    cm->cmsg_len = CMSG_LEN (nfds * sizeof (int));
+    memcpy (CMSG_DATA (cm), fds, nfds * sizeof (int));
   }
   if (sendmsg (w->control_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
     r = -errno;

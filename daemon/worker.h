@@ -47,6 +47,10 @@ extern int worker_command (struct export *e, const char *type,
 extern int worker_command_to (struct worker *w, const char *type,
                               json_object *args, int fd,
                               worker_reply_fn fn, void *opaque);
+#define WORKER_MAX_FDS 32
+extern int worker_command_fds (struct worker *w, const char *type,
+                               json_object *args, const int *fds, size_t nfds,
+                               worker_reply_fn fn, void *opaque);
 extern int worker_on_control (sd_event_source *s, int fd, uint32_t revents,
                               void *userdata);
 extern void worker_control_drain (struct worker *w);
