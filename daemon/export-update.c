@@ -2,11 +2,12 @@
  * Export.Update: change the definition of an export.  Nothing changes
  * until the whole new definition has been checked (a dry run when the
  * worker's command line changes), its new listeners are open and it is
- * stored; then it replaces the old one at once, and a running worker is
- * replaced only when its command line or listeners changed: a new worker
- * takes the new clients while the old one serves its own until they
- * leave (worker-retire.c).  An Update
- * that changes nothing does nothing, not even PropertiesChanged.
+ * stored; then it replaces the old one at once.  A running worker is
+ * replaced only when its command line changed: a new worker takes the
+ * new clients while the old one serves its own until they leave
+ * (worker-retire.c); when only the export's listeners changed the worker
+ * is given the new set and keeps running.  An Update that changes
+ * nothing does nothing, not even PropertiesChanged.
  */
 
 #include <config.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "nbdkitd.h"
+#include "worker.h"
 
 struct update_job {
   struct export *e;
@@ -24,6 +26,49 @@ struct update_job {
   struct export_def def;
   unsigned changes;             /* DEF_CHANGE_* */
 };
+
+static void
+listeners_reply (struct export *e, json_object *reply, void *opaque)
+{
+  json_object *ok;
+
+  if (reply && json_object_object_get_ex (reply, "ok", &ok) &&
+      json_object_get_boolean (ok))
+    return;
+  /* The worker is gone or refused: a new one gets the listeners. */
+  log_warning (e->ctx, "export '%s': the worker did not take its new "
+               "listeners (%s), replacing it", e->def.name,
+               reply ? json_object_to_json_string (reply) : "no reply");
+  if (e->worker && !e->removing)
+    worker_replace (e);
+}
+
+/* Only the export's own listeners changed: give the running worker the
+ * new set ("listeners", nbdkit-worker(7)) instead of replacing it.
+ */
+static void
+worker_set_listeners (struct export *e)
+{
+  int fds[WORKER_MAX_FDS];
+  size_t n = 0;
+
+  /* A TLS export's worker takes TLS options only with listeners of its
+   * own (command.c): let a new worker start with the right ones.
+   */
+  if (!worker_running (e) || e->listeners.len > WORKER_MAX_FDS ||
+      e->def.tls != TLS_MODE_OFF) {
+    worker_replace (e);
+    return;
+  }
+  for (size_t i = 0; i < e->listeners.len; i++)
+    fds[n++] = e->listeners.ptr[i].fd;
+  if (worker_command_fds (e->worker, "listeners", NULL, fds, n,
+                          listeners_reply, NULL) < 0)
+    worker_replace (e);
+  else
+    log_info (e->ctx, "export '%s': the worker now listens on the new "
+              "listeners", e->def.name);
+}
 
 static void
 update_job_free (struct update_job *job)
@@ -159,8 +204,10 @@ update_commit (struct update_job *job)
   e->shared = export_is_shared (&e->def);
   log_info (e->ctx, "export '%s' updated", e->def.name);
   update_emit (e, &job->def);
-  if (e->worker && (job->changes & (DEF_CHANGE_COMMAND | DEF_CHANGE_LISTENERS)))
+  if (e->worker && (job->changes & DEF_CHANGE_COMMAND))
     worker_replace (e);
+  else if (e->worker && (job->changes & DEF_CHANGE_LISTENERS))
+    worker_set_listeners (e);
   else if (e->worker == NULL)
     export_listeners_watch (e, e->def.start == START_ON_DEMAND);
   export_idle_check (e);

@@ -217,6 +217,26 @@ cmd_retire (struct json_object *cmd, int *fds, size_t nfds,
   return 0;
 }
 
+/* listeners: the export's listening sockets are now the descriptors
+ * attached (SCM_RIGHTS), which replace the current ones.
+ */
+static int
+cmd_listeners (struct json_object *cmd, int *fds, size_t nfds,
+               struct json_object *reply, char **error)
+{
+  const char *why;
+
+  if (stopping) {
+    *error = control_error_text ("the worker is stopping");
+    return -1;
+  }
+  if (replace_listeners (fds, nfds, &why) == -1) {
+    *error = control_error_text ("listeners: %s", why);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 cmd_reload_tls (struct json_object *cmd, int *fds, size_t nfds,
                 struct json_object *reply, char **error)
@@ -266,6 +286,7 @@ static const struct {
   { "disconnect", cmd_disconnect },
   { "stop", cmd_stop },
   { "retire", cmd_retire },
+  { "listeners", cmd_listeners },
   { "reload-tls", cmd_reload_tls },
   { "hand-over", cmd_hand_over },
 };

@@ -25,7 +25,7 @@
 #define MAX_MESSAGE 65536
 
 /* The most descriptors accepted with one message (a hand-over has one). */
-#define MAX_FDS 4
+#define MAX_FDS 32
 
 /* How much of what the worker printed while starting the error event
  * carries.

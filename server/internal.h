@@ -178,6 +178,7 @@ extern void poll_source_set_events (int fd, short events);
 extern void poll_source_remove (int fd);
 extern void serve_loop (const int_vector *listeners);
 extern void stop_accepting (void);
+extern int replace_listeners (int *fds, size_t n, const char **why);
 
 /* connection-limits.c */
 #define DEFAULT_HANDSHAKE_TIMEOUT 10

@@ -373,10 +373,7 @@ serve (void)
   server_ready ();
   if (config.listen_stdin)
     connection_start (sockin, sockout, NULL);
-  serve_loop (&socks);
-
-  for (size_t i = 0; i < socks.len; ++i)
-    close (socks.ptr[i]);
+  serve_loop (&socks);            /* closes the listeners */
   int_vector_reset (&socks);
 }
 

@@ -315,7 +315,58 @@ quit_readable (int fd, short revents, void *opaque)
   /* The loop condition sees quit. */
 }
 
-/* Serve until asked to quit. */
+/* The listening sockets served, owned here from serve_loop on. */
+static int_vector listening = empty_vector;
+
+static void
+close_listening (void)
+{
+  for (size_t i = sources.len; i-- > 0; )
+    if (sources.ptr[i].handler == accept_connection)
+      poll_source_list_remove (&sources, i);
+  for (size_t i = 0; i < listening.len; ++i)
+    close (listening.ptr[i]);
+  int_vector_reset (&listening);
+}
+
+/* Worker mode ("listeners"): serve the N listening sockets FDS (taken:
+ * each is set to -1) instead of the current ones, which are closed (the
+ * supervisor keeps its own copies).  Returns -1 with *WHY set, taking
+ * nothing, if one is not a listening socket or nbdkit is stopping.
+ */
+int
+replace_listeners (int *fds, size_t n, const char **why)
+{
+  if (!accepting) {
+    *why = "the worker is stopping";
+    return -1;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    int v = 0;
+    socklen_t len = sizeof v;
+
+    if (getsockopt (fds[i], SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == -1 ||
+        !v) {
+      *why = "a descriptor is not a listening socket";
+      return -1;
+    }
+  }
+  close_listening ();
+  for (size_t i = 0; i < n; ++i) {
+    if (int_vector_append (&listening, fds[i]) == -1) {
+      *why = "out of memory";
+      return -1;
+    }
+    poll_source_add (fds[i], accept_connection, NULL);
+    fds[i] = -1;
+  }
+  debug ("serving %zu listening socket(s) from the supervisor", n);
+  return 0;
+}
+
+/* Serve LISTENERS (taken: closed when the loop ends) until asked to
+ * quit.
+ */
 void
 serve_loop (const int_vector *listeners)
 {
@@ -323,8 +374,13 @@ serve_loop (const int_vector *listeners)
   struct poll_source *copy = NULL;
   size_t cap = 0, n, i;
 
-  for (i = 0; i < listeners->len; ++i)
+  for (i = 0; i < listeners->len; ++i) {
+    if (int_vector_append (&listening, listeners->ptr[i]) == -1) {
+      perror ("realloc");
+      exit (EXIT_FAILURE);
+    }
     poll_source_add (listeners->ptr[i], accept_connection, NULL);
+  }
   poll_source_add (quit_fd, quit_readable, NULL);
 
   while (!quit) {
@@ -355,5 +411,6 @@ serve_loop (const int_vector *listeners)
   }
   free (fds);
   free (copy);
+  close_listening ();
   poll_source_list_reset (&sources);
 }
