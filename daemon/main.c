@@ -495,7 +495,9 @@ main (int argc, char *argv[])
     r = parse_argv (argc, argv, &ctx.config);
   if (r >= 0) {
     log_verbose = ctx.config.verbose;
-    r = router_tls_init (&ctx);
+    r = shared_tls_load_saved (&ctx);
+    if (r >= 0)
+      r = router_tls_init (&ctx);
   }
   if (r >= 0)
     r = run (&ctx);

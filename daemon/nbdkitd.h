@@ -79,11 +79,17 @@ struct export_def {
   bool persist;
 };
 
+/* The name of a descriptor in the service manager's file-descriptor
+ * store (nbdkitd --fd-store, fdstore.c): "" while not stored.
+ */
+#define FDSTORE_NAME_MAX 40
+
 /* A listening socket the daemon owns for one export. */
 struct listener {
   char *address;                /* as given: tcp:..., unix:..., vsock:... */
   int fd;
   sd_event_source *watch;       /* on-demand: the first client starts the worker */
+  char fdname[FDSTORE_NAME_MAX];
 };
 DEFINE_VECTOR_TYPE (listener_vector, struct listener)
 
@@ -151,6 +157,7 @@ struct config {
   char *nbdkit;                  /* the nbdkit binary for workers */
   char *tls_certificates;        /* the shared listener's X.509 directory */
   char *tls_psk;                 /* the shared listener's PSK file */
+  bool fd_store;                 /* --fd-store: restart keeps the workers */
 };
 
 /* One name, version and description of an installed plugin or filter. */
@@ -188,6 +195,7 @@ struct context {
   bool bus_ready;               /* the name is owned */
   bool ready_sent;              /* READY=1 was sent */
   bool exiting;
+  bool handing_off;             /* --fd-store exit: workers keep running */
   unsigned pending_calls;
 };
 
@@ -195,6 +203,16 @@ struct context {
 extern void context_done (struct context *ctx);
 extern void context_check_idle (struct context *ctx);
 extern void context_reload (struct context *ctx);
+
+/* shared-tls.c */
+extern int shared_tls_load_saved (struct context *ctx);
+extern int method_set_tls (sd_bus_message *m, void *userdata,
+                           sd_bus_error *error);
+extern int property_get_shared_tls (sd_bus *bus, const char *path,
+                                    const char *interface,
+                                    const char *property,
+                                    sd_bus_message *reply, void *userdata,
+                                    sd_bus_error *error);
 extern void context_update_status (struct context *ctx);
 extern void context_check_stopped (struct context *ctx);
 extern void log_msg (struct context *ctx, int level, const char *fs, ...)
@@ -251,6 +269,11 @@ extern int secrets_read (struct export_def *def, const int_vector *fds,
 
 /* store.c */
 extern int store_save (struct context *ctx, const struct export_def *def);
+/* Replace DIR/FILE with TEXT (mode 0600) so that a crash leaves the old
+ * or the new contents.
+ */
+extern int write_atomically (const char *dir, const char *file,
+                             const char *text);
 extern int store_delete (struct context *ctx, const char *name);
 extern int store_load_all (struct context *ctx);
 extern char *store_file_label (const char *name);
@@ -272,6 +295,11 @@ extern int spawn_process (struct context *ctx, char **argv,
                           spawn_line_fn on_line, spawn_exit_fn on_exit,
                           void *opaque, struct spawn **ret);
 extern pid_t spawn_pid (const struct spawn *s);
+extern int spawn_adopt (struct context *ctx, pid_t pid, int err_fd,
+                        spawn_line_fn on_line, spawn_exit_fn on_exit,
+                        void *opaque, struct spawn **ret);
+extern int spawn_err_fd (const struct spawn *s);
+extern void spawn_detach (struct spawn *s);
 extern void spawn_free (struct spawn *s);
 extern int spawn_capture (struct context *ctx, char **argv, char **out,
                           int *status);
@@ -355,5 +383,6 @@ extern bool router_has_pending (const struct export *e);
 extern int router_tls_init (struct context *ctx);
 extern void router_tls_free (struct context *ctx);
 extern int router_tls_reload (struct context *ctx);
+extern int router_tls_configure (struct context *ctx);
 
 #endif /* NBDKITD_H */

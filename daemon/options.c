@@ -311,7 +311,8 @@ shared_tls_check (const struct export_def *def, sd_bus_error *error)
     return sd_bus_error_setf (error, NBDKITD_ERROR_INVALID_PARAMETER,
                               "Export '%s': TLS on the shared listener needs "
                               "nbdkitd --tls-certificates=DIR or --tls-psk=FILE "
-                              "(or give the export its own listener)",
+                              "or the SetTLS method (or give the export its "
+                              "own listener)",
                               def->name);
   if (def->tls_verify_peer && def->tls != TLS_MODE_OFF && shared &&
       !shared_tls_x509)

@@ -241,6 +241,27 @@ router_tls_reload (struct context *ctx)
   return 0;
 }
 
+/* SetTLS changed the configuration: load it, or drop TLS on the shared
+ * listener when none is configured.  Handshakes and relays in progress
+ * keep what they have.  On error the old credentials stay.
+ */
+int
+router_tls_configure (struct context *ctx)
+{
+  struct router_tls *t = NULL;
+  int r;
+
+  if (ctx->config.tls_certificates || ctx->config.tls_psk) {
+    r = credentials_load (ctx, &t);
+    if (r < 0)
+      return r;
+  }
+  credentials_unref (ctx->tls);
+  ctx->tls = t;
+  export_options_set_shared_tls (t && t->x509, t && t->psk);
+  return 0;
+}
+
 void
 router_tls_free (struct context *ctx)
 {
@@ -444,6 +465,11 @@ router_tls_init (struct context *ctx)
 
 void router_tls_free (struct context *ctx) { }
 int router_tls_reload (struct context *ctx) { return 0; }
+int
+router_tls_configure (struct context *ctx)
+{
+  return ctx->config.tls_certificates || ctx->config.tls_psk ? -ENOTSUP : 0;
+}
 bool router_tls_available (const struct context *ctx) { return false; }
 bool router_tls_has_x509 (const struct context *ctx) { return false; }
 

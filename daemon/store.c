@@ -123,7 +123,7 @@ fsync_dir (const char *dir)
   return r;
 }
 
-static int
+int
 write_atomically (const char *dir, const char *file, const char *text)
 {
   CLEANUP_FREE char *tmp = NULL, *dst = NULL;
