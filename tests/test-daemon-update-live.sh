@@ -19,14 +19,15 @@ port=$(free_tcp_port)
 start_daemon --listen=tcp:127.0.0.1:$port
 sock=$D/live.sock
 
-# 16 MiB of non-repeating data, served at 8 MiB/s per connection.
+# 32 MiB of non-repeating data, served at 64 Mbit/s (8 MiB/s) per
+# connection: each copy takes about 4 s.
 /usr/bin/python3 -c '
 import hashlib, sys
 with open(sys.argv[1], "wb") as f:
-    for i in range(16 * 1024 // 32):
+    for i in range(32 * 1024 // 32):
         f.write(hashlib.sha256(str(i).encode()).digest() * 1024)' "$D/disk.img"
 add_export live file '@as ["rate"]' \
-    "[(\"file\", \"$D/disk.img\"), (\"rate\", \"8M\")]" \
+    "[(\"file\", \"$D/disk.img\"), (\"rate\", \"64M\")]" \
     "{'listeners': <['shared', 'unix:$sock']>}" >/dev/null ||
   fail "AddExport live"
 wait_state live running
@@ -47,7 +48,7 @@ done
 
 # The new definition: a different filter stack, same data.
 gcall "$path" org.nbdkit.Daemon1.Export.Update \
-    "{'filters': <['offset', 'rate']>, 'params': <[('file', '$D/disk.img'), ('rate', '8M'), ('offset', '0')]>}" \
+    "{'filters': <['offset', 'rate']>, 'params': <[('file', '$D/disk.img'), ('rate', '64M'), ('offset', '0')]>}" \
     >/dev/null || fail "Update failed"
 wait_state live running
 new=$(eprop live MainPID)
@@ -56,7 +57,7 @@ kill -0 "$old" 2>/dev/null || fail "the old worker $old exited with clients on i
 
 # New clients go to the new worker while the copies go on.
 size=$(nbdinfo --size "nbd+unix:///live?socket=$sock") || fail "new client (unix)"
-[ "$size" = 16777216 ] || fail "new client sees size $size"
+[ "$size" = 33554432 ] || fail "new client sees size $size"
 nbdinfo --size "nbd://127.0.0.1:$port/live" >/dev/null || fail "new client (shared)"
 kill -0 "$c1" 2>/dev/null || kill -0 "$c2" 2>/dev/null ||
   echo "warning: both copies finished before the new clients connected"
@@ -75,7 +76,7 @@ kill -0 "$old" 2>/dev/null && fail "the old worker $old did not exit after its c
 total=$(eprop live TotalConnections)
 [ "$total" -ge 4 ] || fail "TotalConnections is $total, expected >= 4"
 bytes=$(eprop live BytesRead)
-[ "$bytes" -ge $((2 * 16777216)) ] || fail "BytesRead is $bytes"
+[ "$bytes" -ge $((2 * 33554432)) ] || fail "BytesRead is $bytes"
 grep -q "replacing worker $old" "$D/daemon.log" || fail "no replacement logged"
 echo "ok: old worker $old exited after its clients; counters kept ($total, $bytes)"
 
@@ -89,7 +90,7 @@ for (( i = 0; i < 200; i++ )); do
 done
 mid=$(eprop live MainPID)
 gcall "$path" org.nbdkit.Daemon1.Export.Update \
-    "{'params': <[('file', '$D/disk.img'), ('rate', '4M'), ('offset', '0')]>}" \
+    "{'params': <[('file', '$D/disk.img'), ('rate', '32M'), ('offset', '0')]>}" \
     >/dev/null || fail "second Update failed"
 wait_state live running
 mcall RemoveExport ss live hard >/dev/null || fail "RemoveExport"
