@@ -105,7 +105,8 @@ add_options (string_vector *argv, const struct export_def *def)
   return r;
 }
 
-/* ARGV (NULL-terminated): nbdkit, --exit-with-parent, MODE_ARGS, the
+/* ARGV (NULL-terminated): nbdkit, --exit-with-parent (not for workers
+ * with --fd-store), MODE_ARGS, the
  * export's options, plugin and parameters.  Secret pipes are appended to
  * SECRET_PIPES and will be FIRST_EXTRA_FD, FIRST_EXTRA_FD + 1, ... in the
  * child.
@@ -118,7 +119,10 @@ nbdkit_argv_build (struct context *ctx, const struct export_def *def,
   int r;
 
   r = add (argv, "%s", ctx->config.nbdkit);
-  if (r == 0)
+  /* With --fd-store a worker outlives a restart of the daemon: its
+   * lifetime is its control socket's (nbdkit-worker(7) "LIFETIME").
+   */
+  if (r == 0 && (!ctx->config.fd_store || mode_args))
     r = add (argv, "--exit-with-parent");
   for (size_t i = 0; r == 0 && mode_args && mode_args[i]; i++)
     r = add (argv, "%s", mode_args[i]);

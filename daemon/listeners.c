@@ -22,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "nbdkitd.h"
+#include "fdstore.h"
 #include "cleanup.h"
 
 #define DEFAULT_SHARED_LISTEN "tcp::10809"
@@ -355,13 +356,17 @@ shared_add (struct context *ctx, int fd)
 int
 shared_listeners_open (struct context *ctx)
 {
-  int n = sd_listen_fds (true);
+  const int *activated;
+  size_t n = fdstore_activation_fds (&activated);
   int r;
 
   if (n > 0) {
-    for (int i = 0; i < n; i++)
-      if ((r = shared_add (ctx, SD_LISTEN_FDS_START + i)) < 0)
+    for (size_t i = 0; i < n; i++) {
+      if ((r = shared_add (ctx, activated[i])) < 0)
         return r;
+      /* The socket unit keeps it: not for the fd store. */
+      strcpy (ctx->shared.ptr[ctx->shared.len - 1].fdname, FDSTORE_NOT_OURS);
+    }
     return 0;
   }
   if (ctx->config.listen.len == 0) {
@@ -371,10 +376,19 @@ shared_listeners_open (struct context *ctx)
   }
   for (size_t i = 0; i < ctx->config.listen.len; i++) {
     sd_bus_error error = SD_BUS_ERROR_NULL;
+    char name[FDSTORE_NAME_MAX];
     int fd;
 
     if (strcmp (ctx->config.listen.ptr[i], "none") == 0)
       continue;
+    /* Restarting with --fd-store: the same socket as before. */
+    fd = fdstore_claim_shared (ctx->config.listen.ptr[i], name);
+    if (fd >= 0) {
+      if ((r = shared_add (ctx, fd)) < 0)
+        return r;
+      strcpy (ctx->shared.ptr[ctx->shared.len - 1].fdname, name);
+      continue;
+    }
     r = listener_open (ctx->config.listen.ptr[i], &fd, &error);
     if (r < 0) {
       log_error (ctx, "Failed to open the shared listener: %s", error.message);

@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "nbdkitd.h"
+#include "fdstore.h"
 #include "cleanup.h"
 
 static int log_verbose;
@@ -59,6 +60,9 @@ usage (int status)
           "                          server-cert.pem, server-key.pem)\n"
           "  --tls-psk=FILE          PSK file (psktool) for STARTTLS on the\n"
           "                          shared listener\n"
+          "  --fd-store              keep listeners and workers in the service\n"
+          "                          manager's fd store: a restart or upgrade\n"
+          "                          does not drop clients\n"
           "  --nbdkit=PATH           the nbdkit program for workers\n"
           "  -v, --verbose           debug messages\n"
           "  -V, --version           print the version and exit\n"
@@ -105,7 +109,7 @@ parse_argv (int argc, char **argv, struct config *config)
 {
   enum { ARG_USER = 0x100, ARG_STATE_DIR, ARG_RUNTIME_DIR, ARG_LISTEN,
          ARG_IDLE, ARG_HANDSHAKE_TIMEOUT, ARG_NBDKIT, ARG_TLS_CERTIFICATES,
-         ARG_TLS_PSK, ARG_HELP };
+         ARG_TLS_PSK, ARG_FD_STORE, ARG_HELP };
   static const struct option options[] = {
     { "user", no_argument, NULL, ARG_USER },
     { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -116,6 +120,7 @@ parse_argv (int argc, char **argv, struct config *config)
     { "nbdkit", required_argument, NULL, ARG_NBDKIT },
     { "tls-certificates", required_argument, NULL, ARG_TLS_CERTIFICATES },
     { "tls-psk", required_argument, NULL, ARG_TLS_PSK },
+    { "fd-store", no_argument, NULL, ARG_FD_STORE },
     { "verbose", no_argument, NULL, 'v' },
     { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, ARG_HELP },
@@ -163,6 +168,7 @@ parse_argv (int argc, char **argv, struct config *config)
       config->tls_certificates = strdup (optarg); break;
     case ARG_TLS_PSK: free (config->tls_psk);
       config->tls_psk = strdup (optarg); break;
+    case ARG_FD_STORE: config->fd_store = true; break;
     case 'v': config->verbose++; break;
     case 'V': printf ("nbdkitd %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
     case ARG_HELP: usage (EXIT_SUCCESS);
@@ -241,8 +247,12 @@ running_workers (const struct context *ctx)
 {
   unsigned n = 0;
 
-  for (size_t i = 0; i < ctx->exports.len; i++)
-    n += export_has_workers (ctx->exports.ptr[i]);
+  for (size_t i = 0; i < ctx->exports.len; i++) {
+    const struct export *e = ctx->exports.ptr[i];
+    /* Handing off (--fd-store): the stored exports' workers stay. */
+    if (!ctx->handing_off || !fdstore_keeps (e))
+      n += export_has_workers (e);
+  }
   return n;
 }
 
@@ -259,7 +269,8 @@ context_update_status (struct context *ctx)
     running += e->state == EXPORT_RUNNING;
     boot_pending += e->boot_pending;
   }
-  if (!ctx->ready_sent && boot_pending == 0 && ctx->bus_ready) {
+  if (!ctx->ready_sent && boot_pending == 0 && ctx->bus_ready &&
+      !ctx->restoring) {
     ctx->ready_sent = true;
     sd_notifyf (false, "READY=1\nSTATUS=%zu exports, %u running",
                 ctx->exports.len, running);
@@ -369,8 +380,11 @@ on_signal (sd_event_source *s, const struct signalfd_siginfo *si, void *userdata
   ctx->exiting = true;
   sd_notify (false, "STOPPING=1");
   sd_bus_release_name (ctx->bus, NBDKITD_BUS_NAME);
-  for (size_t i = 0; i < ctx->exports.len; i++)
-    worker_stop (ctx->exports.ptr[i], true);
+  if (ctx->config.fd_store)
+    fdstore_hand_off (ctx);
+  else
+    for (size_t i = 0; i < ctx->exports.len; i++)
+      worker_stop (ctx->exports.ptr[i], true);
   sd_event_add_time_relative (ctx->event, &ctx->stop_timer, CLOCK_MONOTONIC,
                               35 * UINT64_C (1000000), 0, on_stop_timeout, ctx);
   context_check_stopped (ctx);
@@ -391,7 +405,10 @@ exports_restore (struct context *ctx)
 
     if (e->broken_file)
       continue;
-    r = export_listeners_open (e, &error);
+    if (fdstore_keeps (e))
+      r = fdstore_adopt_export (e, &error);
+    else
+      r = export_listeners_open (e, &error);
     if (r < 0) {
       log_error (ctx, "export '%s': %s", e->def.name,
                  error.message ? error.message : strerror (-r));
@@ -401,8 +418,11 @@ exports_restore (struct context *ctx)
       sd_bus_error_free (&error);
       continue;
     }
-    export_start_by_policy (e);
+    if (r == 0)
+      export_start_by_policy (e);
   }
+  if (ctx->config.fd_store)
+    fdstore_discard_unclaimed (ctx);
 }
 
 static int
@@ -460,7 +480,8 @@ run (struct context *ctx)
     return r;
   }
   if ((r = manager_object_register (ctx)) < 0 ||
-      (r = export_object_register (ctx)) < 0)
+      (r = export_object_register (ctx)) < 0 ||
+      (r = fdstore_init (ctx)) < 0)
     return r;
   if ((r = store_load_all (ctx)) < 0) {
     log_error (ctx, "Failed to read %s: %s", ctx->config.state_dir,
@@ -475,7 +496,9 @@ run (struct context *ctx)
     return r;
   }
   ctx->bus_ready = true;
+  ctx->restoring = true;        /* READY=1 once every export is restored */
   exports_restore (ctx);
+  ctx->restoring = false;
   context_update_status (ctx);
   context_check_idle (ctx);
   return sd_event_loop (ctx->event);
@@ -501,8 +524,12 @@ main (int argc, char *argv[])
   }
   if (r >= 0)
     r = run (&ctx);
-  for (size_t i = 0; i < ctx.exports.len; i++)
-    worker_stop (ctx.exports.ptr[i], false);
+  if (ctx.handing_off)
+    fdstore_detach (&ctx);
+  else
+    for (size_t i = 0; i < ctx.exports.len; i++)
+      worker_stop (ctx.exports.ptr[i], false);
   context_done (&ctx);
+  fdstore_free ();
   return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

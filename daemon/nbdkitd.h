@@ -194,6 +194,7 @@ struct context {
   sd_event_source *stop_timer;
   bool bus_ready;               /* the name is owned */
   bool ready_sent;              /* READY=1 was sent */
+  bool restoring;               /* the stored exports are being restored */
   bool exiting;
   bool handing_off;             /* --fd-store exit: workers keep running */
   unsigned pending_calls;

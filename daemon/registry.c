@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nbdkitd.h"
+#include "fdstore.h"
 #include "worker.h"
 
 static const char *const state_names[] = {
@@ -364,6 +365,7 @@ export_set_state (struct export *e, enum export_state s)
   log_debug (e->ctx, "export '%s': %s -> %s", e->def.name,
              export_state_to_string (e->state), export_state_to_string (s));
   e->state = s;
+  fdstore_dirty ();             /* the map has the workers' states */
   export_emit_changed (e, "State", NULL);
   context_update_status (e->ctx);
 }

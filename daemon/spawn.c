@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@ struct spawn {
   struct context *ctx;
   pid_t pid;
   int err_fd;
+  int pidfd;                    /* adopted (not our child): -1 otherwise */
   sd_event_source *child_source;
   sd_event_source *err_source;
   spawn_line_fn on_line;
@@ -181,6 +183,7 @@ spawn_process (struct context *ctx, char **argv,
   s = calloc (1, sizeof *s);
   if (s == NULL)
     return -ENOMEM;
+  s->pidfd = -1;
   if (pipe2 (pipefd, O_CLOEXEC) == -1) {
     free (s);
     return -errno;
@@ -218,6 +221,86 @@ spawn_process (struct context *ctx, char **argv,
   return 0;
 }
 
+/* A process started by an earlier nbdkitd (nbdkitd --fd-store): not our
+ * child, so it is watched through a pidfd and its exit status is
+ * unknown.  ERR_FD (or -1) is the read end of its standard error.
+ */
+static int
+on_pidfd (sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+  struct spawn *s = userdata;
+  siginfo_t si = { .si_code = 0 };
+
+  if (s->err_source) {
+    spawn_read_err (s);
+    spawn_flush_lines (s, true);
+  }
+  si.si_pid = s->pid;
+  s->pid = 0;
+  s->child_source = sd_event_source_disable_unref (s->child_source);
+  s->on_exit (s->opaque, &si);
+  return 0;
+}
+
+int
+spawn_adopt (struct context *ctx, pid_t pid, int err_fd,
+             spawn_line_fn on_line, spawn_exit_fn on_exit,
+             void *opaque, struct spawn **ret)
+{
+  struct spawn *s;
+  int r;
+
+  s = calloc (1, sizeof *s);
+  if (s == NULL)
+    return -ENOMEM;
+  s->pidfd = pidfd_open (pid, 0);
+  if (s->pidfd == -1) {
+    r = -errno;
+    free (s);
+    return r;
+  }
+  s->ctx = ctx;
+  s->pid = pid;
+  s->err_fd = err_fd;
+  s->on_line = on_line;
+  s->on_exit = on_exit;
+  s->opaque = opaque;
+  r = 0;
+  if (err_fd >= 0) {
+    fcntl (err_fd, F_SETFL, O_NONBLOCK);
+    r = sd_event_add_io (ctx->event, &s->err_source, err_fd, EPOLLIN,
+                         on_err_readable, s);
+  }
+  if (r >= 0)
+    r = sd_event_add_io (ctx->event, &s->child_source, s->pidfd, EPOLLIN,
+                         on_pidfd, s);
+  if (r < 0) {
+    s->pid = 0;                 /* not ours to kill */
+    s->err_fd = -1;             /* the caller's */
+    spawn_free (s);
+    return r;
+  }
+  *ret = s;
+  return 0;
+}
+
+/* The read end of the process's standard error (-1 if none). */
+int
+spawn_err_fd (const struct spawn *s)
+{
+  return s->err_fd;
+}
+
+/* Forget the process without stopping it (nbdkitd --fd-store: it keeps
+ * running after this daemon exits).
+ */
+void
+spawn_detach (struct spawn *s)
+{
+  if (s)
+    s->pid = 0;
+}
+
 /* Forget the process: kill it first if it still runs. */
 void
 spawn_free (struct spawn *s)
@@ -226,8 +309,11 @@ spawn_free (struct spawn *s)
     return;
   if (s->pid > 0) {
     kill (s->pid, SIGKILL);
-    waitpid (s->pid, NULL, 0);
+    if (s->pidfd == -1)
+      waitpid (s->pid, NULL, 0);
   }
+  if (s->pidfd >= 0)
+    close (s->pidfd);
   sd_event_source_disable_unref (s->child_source);
   sd_event_source_disable_unref (s->err_source);
   if (s->err_fd >= 0)

@@ -157,8 +157,9 @@ on_ready (struct export *e, json_object *msg)
   export_idle_check (e);
 }
 
-static void
-on_stats (struct worker *w, json_object *msg)
+/* A stats event, or the reply to the stats command. */
+void
+worker_apply_stats (struct worker *w, json_object *msg)
 {
   json_object *req;
   uint64_t requests = 0;
@@ -227,6 +228,8 @@ worker_event (struct worker *w, json_object *msg)
                  e->def.name);
     return;
   }
+  if (strcmp (type, "stopping") == 0)
+    w->stopping_event = true;
   if (strcmp (type, "reply") == 0)
     on_reply (w, msg);
   else if (strcmp (type, "connection-opened") == 0)
@@ -234,7 +237,7 @@ worker_event (struct worker *w, json_object *msg)
   else if (strcmp (type, "connection-closed") == 0)
     on_connection (w, false);
   else if (strcmp (type, "stats") == 0)
-    on_stats (w, msg);
+    worker_apply_stats (w, msg);
   else if (w->retired)
     /* The export's state is the current worker's business. */
     log_debug (e->ctx, "export '%s': retired worker: %s", e->def.name, type);

@@ -104,9 +104,13 @@ worker_retired_exit (struct worker *w, const siginfo_t *si)
   struct context *ctx = e->ctx;
 
   worker_control_drain (w);
-  if (si->si_code == CLD_EXITED && si->si_status == 0)
+  if ((si->si_code == CLD_EXITED && si->si_status == 0) ||
+      (si->si_code == 0 && w->stopping_event))   /* adopted: no status */
     log_info (ctx, "export '%s': retired worker %d has exited",
               e->def.name, (int) si->si_pid);
+  else if (si->si_code == 0)
+    log_warning (ctx, "export '%s': retired worker %d has gone",
+                 e->def.name, (int) si->si_pid);
   else
     log_warning (ctx, "export '%s': retired worker %d %s %d", e->def.name,
                  (int) si->si_pid, si->si_code == CLD_EXITED

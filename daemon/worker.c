@@ -160,7 +160,12 @@ worker_exit (void *opaque, const siginfo_t *si)
     worker_retired_exit (w, si);
     return;
   }
-  if (si->si_code == CLD_EXITED)
+  if (si->si_code == 0) {
+    /* Adopted (nbdkitd --fd-store): not our child, no status. */
+    clean = w->stopping_event;
+    snprintf (why, sizeof why, "has exited%s", clean ? "" : " unexpectedly");
+  }
+  else if (si->si_code == CLD_EXITED)
     snprintf (why, sizeof why, "exited with status %d", si->si_status);
   else
     snprintf (why, sizeof why, "was killed by signal %s",
@@ -305,6 +310,102 @@ worker_start (struct export *e)
   export_set_state (e, EXPORT_STARTING);
   export_emit_changed (e, "MainPID", NULL);
   context_check_idle (ctx);
+  return 0;
+}
+
+static uint64_t
+realtime_usec (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return ts.tv_sec * UINT64_C (1000000) + ts.tv_nsec / 1000;
+}
+
+/* The counters of an adopted worker, as it reports them now. */
+static void
+adopt_stats_reply (struct export *e, json_object *reply, void *opaque)
+{
+  if (reply)
+    worker_apply_stats (opaque, reply);
+}
+
+static void
+adopt_set_state (struct worker *w)
+{
+  struct export *e = w->export;
+
+  if (w->stop_requested)
+    export_set_state (e, EXPORT_STOPPING);
+  else if (w->ready) {
+    export_set_state (e, EXPORT_RUNNING);
+    router_export_ready (e);
+  }
+  else {
+    export_set_state (e, EXPORT_STARTING);
+    sd_event_add_time_relative (e->ctx->event, &w->ready_timer,
+                                CLOCK_MONOTONIC, READY_TIMEOUT_USEC, 0,
+                                on_ready_timer, w);
+  }
+}
+
+/* Take over a worker an earlier nbdkitd started (nbdkitd --fd-store):
+ * watch its pid through a pidfd, read its control socket and standard
+ * error, and ask for its counters.  The descriptors in A are taken
+ * (closed on failure).
+ */
+int
+worker_adopt (struct export *e, const struct worker_adoption *a)
+{
+  struct worker *w = NULL;
+  int r;
+
+  if (!a->retired && e->worker)
+    r = -EEXIST;
+  else if ((w = calloc (1, sizeof *w)) == NULL)
+    r = -ENOMEM;
+  else
+    r = spawn_adopt (e->ctx, a->pid, a->err_fd, worker_stderr_line,
+                     worker_exit, w, &w->spawn);
+  if (r < 0) {
+    free (w);
+    close (a->control_fd);
+    if (a->err_fd >= 0)
+      close (a->err_fd);
+    return r;
+  }
+  w->export = e;
+  w->control_fd = a->control_fd;
+  /* Replies to the earlier daemon's commands may still be queued: ids
+   * from the clock never meet them.
+   */
+  w->next_id = realtime_usec ();
+  w->adopted = true;
+  w->ready = a->ready;
+  w->stop_requested = a->stopping;
+  w->retired = a->retired;
+  snprintf (w->control_name, sizeof w->control_name, "%s", a->control_name);
+  snprintf (w->err_name, sizeof w->err_name, "%s",
+            a->err_fd >= 0 ? a->err_name : "");
+  r = sd_event_add_io (e->ctx->event, &w->control_source, w->control_fd,
+                       EPOLLIN, worker_on_control, w);
+  if (r < 0) {
+    spawn_detach (w->spawn);
+    worker_free (w);            /* closes the descriptors */
+    return r;
+  }
+  if (a->retired) {
+    w->next_retired = e->retired;
+    e->retired = w;
+  }
+  else {
+    e->worker = w;
+    e->last_start_usec = now_usec ();
+    adopt_set_state (w);
+  }
+  worker_command_to (w, "stats", NULL, -1, adopt_stats_reply, w);
+  log_info (e->ctx, "export '%s': %sworker %d adopted", e->def.name,
+            a->retired ? "retired " : "", (int) a->pid);
+  export_emit_changed (e, "MainPID", NULL);
   return 0;
 }
 

@@ -38,7 +38,26 @@ struct worker {
   struct export_counters stats; /* this worker's own counters */
   bool retired;                 /* replaced: serves its last clients */
   struct worker *next_retired;  /* in export->retired */
+  bool stopping_event;          /* it said "stopping" */
+  bool adopted;                 /* started by an earlier nbdkitd */
+  char control_name[FDSTORE_NAME_MAX];  /* in the fd store (fdstore.c) */
+  char err_name[FDSTORE_NAME_MAX];
 };
+
+/* What a worker started by an earlier nbdkitd was (fdstore-adopt.c). */
+struct worker_adoption {
+  pid_t pid;
+  int control_fd;
+  int err_fd;                   /* -1: its standard error is not kept */
+  const char *control_name;
+  const char *err_name;
+  bool ready;
+  bool retired;
+  bool stopping;
+};
+
+/* worker.c */
+extern int worker_adopt (struct export *e, const struct worker_adoption *a);
 
 /* worker-control.c */
 extern int worker_command (struct export *e, const char *type,
@@ -54,6 +73,7 @@ extern int worker_command_fds (struct worker *w, const char *type,
 extern int worker_on_control (sd_event_source *s, int fd, uint32_t revents,
                               void *userdata);
 extern void worker_control_drain (struct worker *w);
+extern void worker_apply_stats (struct worker *w, json_object *msg);
 
 /* worker-retire.c */
 extern void worker_retired_exit (struct worker *w, const siginfo_t *si);
