@@ -17,6 +17,9 @@
                    again with the store; answer after its READY=1 with
                    "ok pid=P fds=N t_term=T t_exit=T t_ready=T"
                    (CLOCK_MONOTONIC seconds)
+      term         SIGTERM the service and wait for it, keeping the store:
+                   "ok daemon=STATUS fds=N" (the service is down)
+      start        start it again (after term), answer after READY=1
       stop         SIGTERM the service, wait for it, close the store (as
                    systemctl stop), wait for the remaining processes and
                    answer "ok daemon=STATUS workers=PID:STATUS,..."
@@ -124,7 +127,7 @@ class Supervisor:
         if fields.get("READY") == "1" and self.phase == "starting":
             self.phase = "running"
             self.times["ready"] = time.monotonic()
-            self.answer(["wait-ready", "restart"], self.ready_text())
+            self.answer(["wait-ready", "restart", "start"], self.ready_text())
 
     def ready_text(self):
         t = " ".join("t_%s=%.6f" % kv for kv in sorted(self.times.items()))
@@ -152,6 +155,10 @@ class Supervisor:
         self.times["exit"] = time.monotonic()
         if self.phase == "restart":
             self.start()
+        elif self.phase == "term":
+            self.phase = "down"
+            self.answer(["term"], "ok daemon=%d fds=%d" % (status,
+                                                           len(self.store)))
         elif self.phase == "stop":
             for _, fd in self.store:
                 os.close(fd)
@@ -200,9 +207,13 @@ class Supervisor:
         elif cmd == "wait-ready" and self.phase == "running":
             conn.sendall((self.ready_text() + "\n").encode())
             conn.close()
-        elif cmd in ("wait-ready", "restart", "stop") and self.pid:
+        elif cmd == "start" and self.phase == "down":
             self.waiters.append((conn, cmd))
-            if cmd in ("restart", "stop") and self.phase == "running":
+            self.times = {"start": time.monotonic()}
+            self.start()
+        elif cmd in ("wait-ready", "restart", "stop", "term") and self.pid:
+            self.waiters.append((conn, cmd))
+            if cmd in ("restart", "stop", "term") and self.phase == "running":
                 self.phase = cmd
                 self.times = {"term": time.monotonic()}
                 os.kill(self.pid, signal.SIGTERM)

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# nbdkitd --fd-store while no daemon runs (fdstore_supervisor.py "term",
+# then "start"): a worker keeps serving clients on its own listener
+# alone; a client of the shared port waits in the stored listening
+# socket's backlog and is served by the next daemon; a worker killed in
+# between is started again; an export whose definition was removed in
+# between has its worker stopped gracefully; the counters include what
+# happened while no daemon ran.
+source "${srcdir:-$(dirname "$0")}/functions.sh"
+source "$srcdir/daemon-functions.sh"
+requires which nbdinfo
+requires_plugin memory
+daemon_setup
+
+port=$(free_tcp_port)
+sock=$D/sup.sock
+sup_ctl () { /usr/bin/python3 "$srcdir/fdstore_supervisor.py" ctl "$sock" "$@"; }
+/usr/bin/python3 "$srcdir/fdstore_supervisor.py" run "$sock" -- \
+    ${DAEMON_WRAPPER:-} "$NBDKITD" -v --fd-store --state-dir="$D/state" \
+    --runtime-dir="$D/run" --listen=tcp:127.0.0.1:$port \
+    >>"$D/daemon.log" 2>&1 &
+sup=$!
+cleanup_fn kill_pid "$sup"
+for (( i=0; i<100; i++ )); do [ -S "$sock" ] && break; sleep 0.05; done
+sup_ctl wait-ready || fail "the daemon did not become ready"
+
+for e in a b c; do
+  add_export $e memory '@as []' "[('size', '1M')]" \
+      "{'listeners': <['shared', 'unix:$D/$e.sock']>}" >/dev/null ||
+    fail "AddExport $e"
+done
+for e in a b c; do wait_state $e running; done
+pid_a=$(eprop a MainPID)
+pid_b=$(eprop b MainPID)
+pid_c=$(eprop c MainPID)
+
+answer=$(sup_ctl term) || fail "term: $answer"
+echo "term: $answer"
+case $answer in *daemon=0*) ;; *) fail "daemon exit: $answer" ;; esac
+"${BUSCTL[@]}" status org.nbdkit.Daemon1 >/dev/null 2>&1 &&
+  fail "the daemon still owns its name"
+
+# No daemon: a serves on its own listener, a shared-port client waits.
+[ "$(nbdinfo --size "nbd+unix:///?socket=$D/a.sock")" = 1048576 ] ||
+  fail "a while no daemon runs"
+nbdinfo --size "nbd://127.0.0.1:$port/a" > "$D/waiting.out" 2>&1 &
+waiting=$!
+cleanup_fn kill_pid "$waiting"
+kill -9 "$pid_b"
+rm "$D/state/c.json"
+
+answer=$(sup_ctl start) || fail "start: $answer"
+echo "start: $answer"
+wait "$waiting" || fail "the waiting client: $(cat "$D/waiting.out")"
+[ "$(cat "$D/waiting.out")" = 1048576 ] || fail "waiting: $(cat "$D/waiting.out")"
+
+[ "$(eprop a MainPID)" = "$pid_a" ] || fail "a: a new worker"
+total=$(eprop a TotalConnections)
+for (( i=0; i<40 && total < 2; i++ )); do
+  sleep 0.05; total=$(eprop a TotalConnections)
+done
+[ "$total" -ge 2 ] || fail "a: TotalConnections $total"
+wait_state b running
+[ "$(eprop b MainPID)" != "$pid_b" ] || fail "b: the killed worker"
+[ "$(nbdinfo --size "nbd+unix:///?socket=$D/b.sock")" = 1048576 ] ||
+  fail "b's new worker"
+mcall ListExports | grep -q '"c"' && fail "c is still listed"
+for (( i=0; i<100; i++ )); do kill -0 "$pid_c" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$pid_c" 2>/dev/null && fail "c's worker $pid_c still runs"
+
+answer=$(sup_ctl stop) || fail "stop: $answer"
+echo "stop: $answer"
+case ",${answer##*workers=}," in
+  *",$pid_c:0,"*",$pid_a:0,"*|*",$pid_a:0,"*",$pid_c:0,"*) ;;
+  *) fail "a or c did not stop cleanly: $answer" ;;
+esac
+wait "$sup" || fail "the supervisor failed"
+echo PASS
