@@ -15,7 +15,8 @@
       wait-ready   answer once the service has sent READY=1
       restart      SIGTERM the service, wait for it to exit, start it
                    again with the store; answer after its READY=1 with
-                   "ok pid=P fds=N t_term=T t_exit=T t_ready=T"
+                   "ok pid=P fds=N previous=STATUS t_term=T t_exit=T
+                   t_ready=T" (STATUS: the exit status of the one before)
                    (CLOCK_MONOTONIC seconds)
       term         SIGTERM the service and wait for it, keeping the store:
                    "ok daemon=STATUS fds=N" (the service is down)
@@ -131,7 +132,9 @@ class Supervisor:
 
     def ready_text(self):
         t = " ".join("t_%s=%.6f" % kv for kv in sorted(self.times.items()))
-        return "ok pid=%d fds=%d %s" % (self.pid, len(self.store), t)
+        prev = "" if self.daemon_status is None else \
+            " previous=%d" % self.daemon_status
+        return "ok pid=%d fds=%d%s %s" % (self.pid, len(self.store), prev, t)
 
     # --- processes ----------------------------------------------------
     def reap(self):

@@ -74,6 +74,7 @@ kill -0 "$copy" 2>/dev/null || fail "nbdcopy: $(cat "$D/copy.log")"
 answer=$(sup_ctl restart) || fail "restart: $answer"
 echo "restart: $answer"
 new_daemon=$(echo "$answer" | sed 's/.*pid=\([0-9]*\).*/\1/')
+case $answer in *previous=0*) ;; *) fail "the first daemon's exit: $answer" ;; esac
 [ "$new_daemon" != "$old_daemon" ] || fail "the daemon was not restarted"
 grep -q "export 'f': worker $pid_f adopted" "$D/daemon.log" ||
   fail "worker $pid_f not adopted"
