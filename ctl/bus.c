@@ -25,14 +25,16 @@ bus_new_method_call (sd_bus *bus, sd_bus_message **m, const char *path,
 }
 
 /* Send M and wait for the reply.  A person answering a polkit prompt
- * needs longer than sd-bus's default 25 seconds.
+ * needs longer than sd-bus's default 25 seconds, and so does the first
+ * ListPlugins/ListFilters of a daemon, which asks nbdkit about every
+ * installed module (slow on a loaded machine).
  */
 int
 bus_call (sd_bus *bus, sd_bus_message *m, sd_bus_message **reply)
 {
   sd_bus_error error = SD_BUS_ERROR_NULL;
   int allow = sd_bus_get_allow_interactive_authorization (bus);
-  uint64_t timeout = allow > 0 ? 300 * 1000000ULL : 0;
+  uint64_t timeout = (allow > 0 ? 300 : 120) * 1000000ULL;
   int r;
 
   r = sd_bus_call (bus, m, timeout, &error, reply);

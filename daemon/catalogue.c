@@ -20,7 +20,7 @@
 #include "cleanup.h"
 
 /* Child processes at once: enough to hide their start-up latency. */
-#define PROBE_PARALLEL 4
+#define PROBE_PARALLEL 8
 
 struct waiter {
   sd_bus_message *m;
