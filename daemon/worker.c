@@ -259,6 +259,11 @@ worker_start (struct export *e)
 
   if (e->worker || e->broken_file)
     return e->broken_file ? -ENOENT : 0;
+  /* Stopping the daemon: no new worker (a shared-port client picking
+   * an export then gets an error instead of a worker nobody stops).
+   */
+  if (ctx->exiting)
+    return -ESHUTDOWN;
   if (e->listeners.len + 1 > 32)
     return -E2BIG;
   e->restart_timer = sd_event_source_disable_unref (e->restart_timer);
