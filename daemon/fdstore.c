@@ -61,7 +61,12 @@ fdstore_activation_fds (const int **fds)
 bool
 fdstore_keeps (const struct export *e)
 {
-  return enabled && e->def.persist && e->broken_file == NULL;
+  /* A transient export is not in the state directory, and one being
+   * removed is gone once its worker has stopped: the daemon waits for
+   * both before it exits.
+   */
+  return enabled && e->def.persist && e->broken_file == NULL &&
+    !e->removing;
 }
 
 void

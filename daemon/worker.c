@@ -344,6 +344,7 @@ adopt_set_state (struct worker *w)
   else if (w->ready) {
     export_set_state (e, EXPORT_RUNNING);
     router_export_ready (e);
+    export_idle_check (e);
   }
   else {
     export_set_state (e, EXPORT_STARTING);

@@ -20,7 +20,8 @@
                    (CLOCK_MONOTONIC seconds)
       term         SIGTERM the service and wait for it, keeping the store:
                    "ok daemon=STATUS fds=N" (the service is down)
-      start        start it again (after term), answer after READY=1
+      kill         the same with SIGKILL (a crash)
+      start        start it again (after term or kill), answer after READY=1
       stop         SIGTERM the service, wait for it, close the store (as
                    systemctl stop), wait for the remaining processes and
                    answer "ok daemon=STATUS workers=PID:STATUS,..."
@@ -158,9 +159,9 @@ class Supervisor:
         self.times["exit"] = time.monotonic()
         if self.phase == "restart":
             self.start()
-        elif self.phase == "term":
+        elif self.phase in ("term", "kill"):
             self.phase = "down"
-            self.answer(["term"], "ok daemon=%d fds=%d" % (status,
+            self.answer(["term", "kill"], "ok daemon=%d fds=%d" % (status,
                                                            len(self.store)))
         elif self.phase == "stop":
             for _, fd in self.store:
@@ -214,12 +215,14 @@ class Supervisor:
             self.waiters.append((conn, cmd))
             self.times = {"start": time.monotonic()}
             self.start()
-        elif cmd in ("wait-ready", "restart", "stop", "term") and self.pid:
+        elif cmd in ("wait-ready", "restart", "stop", "term", "kill") \
+                and self.pid:
             self.waiters.append((conn, cmd))
-            if cmd in ("restart", "stop", "term") and self.phase == "running":
+            if cmd != "wait-ready" and self.phase == "running":
                 self.phase = cmd
                 self.times = {"term": time.monotonic()}
-                os.kill(self.pid, signal.SIGTERM)
+                os.kill(self.pid, signal.SIGKILL if cmd == "kill"
+                        else signal.SIGTERM)
         else:
             conn.sendall(("error: cannot %s now (%s)\n" % (
                 cmd, self.phase)).encode())

@@ -6,7 +6,8 @@
 # socket's backlog and is served by the next daemon; a worker killed in
 # between is started again; an export whose definition was removed in
 # between has its worker stopped gracefully; the counters include what
-# happened while no daemon ran.
+# happened while no daemon ran.  Then the same after a crash (SIGKILL):
+# the map written after every change lets the next daemon adopt a.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 source "$srcdir/daemon-functions.sh"
 requires which nbdinfo
@@ -68,6 +69,16 @@ wait_state b running
 mcall ListExports | grep -q '"c"' && fail "c is still listed"
 for (( i=0; i<100; i++ )); do kill -0 "$pid_c" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$pid_c" 2>/dev/null && fail "c's worker $pid_c still runs"
+
+# A crash: the workers and the store stay, the next daemon adopts them.
+answer=$(sup_ctl kill) || fail "kill: $answer"
+echo "kill: $answer"
+answer=$(sup_ctl start) || fail "start after kill: $answer"
+echo "start: $answer"
+[ "$(eprop a MainPID)" = "$pid_a" ] || fail "a: a new worker after the crash"
+[ "$(eprop a State)" = running ] || fail "a: $(eprop a State) after the crash"
+[ "$(nbdinfo --size "nbd://127.0.0.1:$port/a")" = 1048576 ] ||
+  fail "a on the shared port after the crash"
 
 answer=$(sup_ctl stop) || fail "stop: $answer"
 echo "stop: $answer"
