@@ -104,6 +104,23 @@ default_nbdkit (void)
   return strdup (SBINDIR "/nbdkit");
 }
 
+/* A number of seconds up to MAX for option OPT. */
+static int
+parse_secs (const char *opt, const char *arg, unsigned long max,
+            unsigned long *secs)
+{
+  char *end;
+
+  errno = 0;
+  *secs = strtoul (arg, &end, 10);
+  if (errno || *end || end == arg || *secs > max) {
+    fprintf (stderr, "nbdkitd: %s=%s: not a number of seconds (at most %lu)\n",
+             opt, arg, max);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 parse_argv (int argc, char **argv, struct config *config)
 {
@@ -126,7 +143,7 @@ parse_argv (int argc, char **argv, struct config *config)
     { "help", no_argument, NULL, ARG_HELP },
     { NULL },
   };
-  char *end, *s;
+  char *s;
   unsigned long secs;
   int c;
 
@@ -143,23 +160,13 @@ parse_argv (int argc, char **argv, struct config *config)
         return -ENOMEM;
       break;
     case ARG_IDLE:
-      errno = 0;
-      secs = strtoul (optarg, &end, 10);
-      if (errno || *end || end == optarg || secs > 86400 * 365) {
-        fprintf (stderr, "nbdkitd: --idle-timeout=%s: not a number of seconds\n",
-                 optarg);
+      if (parse_secs ("--idle-timeout", optarg, 86400 * 365, &secs) < 0)
         return -EINVAL;
-      }
       config->idle_timeout_usec = secs * 1000000;
       break;
     case ARG_HANDSHAKE_TIMEOUT:
-      errno = 0;
-      secs = strtoul (optarg, &end, 10);
-      if (errno || *end || end == optarg || secs > 86400) {
-        fprintf (stderr, "nbdkitd: --handshake-timeout=%s: not a number of "
-                 "seconds (at most 86400)\n", optarg);
+      if (parse_secs ("--handshake-timeout", optarg, 86400, &secs) < 0)
         return -EINVAL;
-      }
       config->handshake_timeout = secs;
       break;
     case ARG_NBDKIT: free (config->nbdkit);
