@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """A tiny systemd-like service manager for testing nbdkitd --fd-store.
 
-  fdstore_supervisor.py run SOCKET -- COMMAND [ARGS...]
+  fdstore_supervisor.py run SOCKET [--socket-unit=PORT] -- COMMAND [ARGS...]
       Start COMMAND as the service with NOTIFY_SOCKET set, implementing
       READY=1, FDSTORE=1 with SCM_RIGHTS and FDNAME=, FDSTOREREMOVE=1.
       The service is restarted with the stored descriptors passed by
       socket activation (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID = the
       service's own pid).  Like systemd it is the subreaper of what the
       service leaves behind (the workers).  Commands come on the Unix
-      stream socket SOCKET.
+      stream socket SOCKET.  With --socket-unit, like a socket unit the
+      supervisor also listens on 127.0.0.1:PORT and passes that socket
+      first, named "nbd", at every start (it is not in the store).
 
   fdstore_supervisor.py ctl SOCKET COMMAND
       wait-ready   answer once the service has sent READY=1
@@ -43,8 +45,14 @@ MAX_FDS = 253
 
 
 class Supervisor:
-    def __init__(self, ctl_path, argv):
+    def __init__(self, ctl_path, argv, unit_port=None):
         self.argv = argv
+        self.unit = None
+        if unit_port is not None:
+            self.unit = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.unit.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.unit.bind(("127.0.0.1", unit_port))
+            self.unit.listen(128)
         self.store = []              # (name, fd) in the order stored
         self.pid = None
         self.phase = "starting"      # starting, running, restart, stop, drain
@@ -68,8 +76,10 @@ class Supervisor:
 
     # --- the service -------------------------------------------------
     def start(self):
-        fds = [fd for _, fd in self.store]
-        names = ":".join(name for name, _ in self.store)
+        passed = ([("nbd", self.unit.fileno())] if self.unit else []) + \
+            self.store
+        fds = [fd for _, fd in passed]
+        names = ":".join(name for name, _ in passed)
         pid = os.fork()
         if pid == 0:
             try:
@@ -275,10 +285,14 @@ def ctl(path, command):
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "ctl":
         return ctl(sys.argv[2], sys.argv[3])
-    if len(sys.argv) >= 5 and sys.argv[1] == "run" and sys.argv[3] == "--":
+    args = sys.argv[3:]
+    unit_port = None
+    if args and args[0].startswith("--socket-unit="):
+        unit_port = int(args.pop(0).split("=", 1)[1])
+    if len(sys.argv) >= 5 and sys.argv[1] == "run" and args[0] == "--":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        return Supervisor(sys.argv[2], sys.argv[4:]).run()
+        return Supervisor(sys.argv[2], args[1:], unit_port).run()
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -7,7 +7,9 @@
 # between is started again; an export whose definition was removed in
 # between has its worker stopped gracefully; the counters include what
 # happened while no daemon ran.  Then the same after a crash (SIGKILL):
-# the map written after every change lets the next daemon adopt a.
+# the map written after every change lets the next daemon adopt a.  The
+# shared port comes by socket activation here, as from nbdkitd.socket:
+# the supervisor passes it at every start besides the store.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 source "$srcdir/daemon-functions.sh"
 requires which nbdinfo
@@ -17,10 +19,10 @@ daemon_setup
 port=$(free_tcp_port)
 sock=$D/sup.sock
 sup_ctl () { /usr/bin/python3 "$srcdir/fdstore_supervisor.py" ctl "$sock" "$@"; }
-/usr/bin/python3 "$srcdir/fdstore_supervisor.py" run "$sock" -- \
+/usr/bin/python3 "$srcdir/fdstore_supervisor.py" run "$sock" \
+    --socket-unit=$port -- \
     ${DAEMON_WRAPPER:-} "$NBDKITD" -v --fd-store --state-dir="$D/state" \
-    --runtime-dir="$D/run" --listen=tcp:127.0.0.1:$port \
-    >>"$D/daemon.log" 2>&1 &
+    --runtime-dir="$D/run" >>"$D/daemon.log" 2>&1 &
 sup=$!
 cleanup_fn kill_pid "$sup"
 for (( i=0; i<100; i++ )); do [ -S "$sock" ] && break; sleep 0.05; done
@@ -38,6 +40,8 @@ pid_c=$(eprop c MainPID)
 
 answer=$(sup_ctl term) || fail "term: $answer"
 echo "term: $answer"
+# 3 listeners, 3 control sockets, 3 standard errors; not the shared port.
+case $answer in *fds=9*) ;; *) fail "the store: $answer" ;; esac
 case $answer in *daemon=0*) ;; *) fail "daemon exit: $answer" ;; esac
 "${BUSCTL[@]}" status org.nbdkit.Daemon1 >/dev/null 2>&1 &&
   fail "the daemon still owns its name"
