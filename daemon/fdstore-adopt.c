@@ -10,7 +10,7 @@
  *               "retired_base":{COUNTERS},
  *               "workers":[{"pid":..., "control":NAME, "stderr":NAME,
  *                           "ready":true, "retired":false,
- *                           "stopping":false}]}]}
+ *                           "stopping":false, "said_stopping":false}]}]}
  */
 
 #include <config.h>
@@ -82,6 +82,8 @@ worker_json (struct worker *w)
   json_object_object_add (o, "retired", json_object_new_boolean (w->retired));
   json_object_object_add (o, "stopping",
                           json_object_new_boolean (w->stop_requested));
+  json_object_object_add (o, "said_stopping",
+                          json_object_new_boolean (w->stopping_event));
   return o;
 }
 
@@ -249,6 +251,7 @@ adopt_worker (struct export *e, json_object *jw)
     .ready = get_bool (jw, "ready"),
     .retired = get_bool (jw, "retired"),
     .stopping = get_bool (jw, "stopping"),
+    .said_stopping = get_bool (jw, "said_stopping"),
   };
   int r;
 

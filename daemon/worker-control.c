@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "nbdkitd.h"
+#include "fdstore.h"
 #include "worker.h"
 
 #define CONTROL_MSG_MAX 65536
@@ -228,8 +229,10 @@ worker_event (struct worker *w, json_object *msg)
                  e->def.name);
     return;
   }
-  if (strcmp (type, "stopping") == 0)
+  if (strcmp (type, "stopping") == 0) {
     w->stopping_event = true;
+    fdstore_dirty ();           /* in the map: its exit is expected */
+  }
   if (strcmp (type, "reply") == 0)
     on_reply (w, msg);
   else if (strcmp (type, "connection-opened") == 0)

@@ -388,6 +388,7 @@ worker_adopt (struct export *e, const struct worker_adoption *a)
   w->adopted = true;
   w->ready = a->ready;
   w->stop_requested = a->stopping;
+  w->stopping_event = a->said_stopping;
   w->retired = a->retired;
   snprintf (w->control_name, sizeof w->control_name, "%s", a->control_name);
   snprintf (w->err_name, sizeof w->err_name, "%s",

@@ -53,7 +53,8 @@ struct worker_adoption {
   const char *err_name;
   bool ready;
   bool retired;
-  bool stopping;
+  bool stopping;                /* asked to stop */
+  bool said_stopping;           /* its "stopping" event came */
 };
 
 /* worker.c */

@@ -9,10 +9,13 @@
 # happened while no daemon ran.  Then the same after a crash (SIGKILL):
 # the map written after every change lets the next daemon adopt a.  The
 # shared port comes by socket activation here, as from nbdkitd.socket:
-# the supervisor passes it at every start besides the store.
+# the supervisor passes it at every start besides the store.  Last, a
+# worker retired by an Update while a client uses it is adopted as
+# retired: it serves that client on and exits once the client leaves.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
 source "$srcdir/daemon-functions.sh"
 requires which nbdinfo
+requires /usr/bin/python3 -c 'import nbd'
 requires_plugin memory
 daemon_setup
 
@@ -83,6 +86,45 @@ echo "start: $answer"
 [ "$(eprop a State)" = running ] || fail "a: $(eprop a State) after the crash"
 [ "$(nbdinfo --size "nbd://127.0.0.1:$port/a")" = 1048576 ] ||
   fail "a on the shared port after the crash"
+
+# Retired workers are adopted as such.
+/usr/bin/python3 - "$D" <<'PY' > "$D/holder.log" 2>&1 &
+import nbd, os, sys, time
+d = sys.argv[1]
+h = nbd.NBD()
+h.connect_uri("nbd+unix:///?socket=%s/a.sock" % d)
+open(d + "/held", "w").close()
+for i in range(600):
+    if os.path.exists(d + "/release"):
+        break
+    time.sleep(0.05)
+h.pread(512, 0)
+h.shutdown()
+PY
+holder=$!
+cleanup_fn kill_pid "$holder"
+for (( i=0; i<200; i++ )); do [ -e "$D/held" ] && break; sleep 0.05; done
+[ -e "$D/held" ] || fail "the client of a: $(cat "$D/holder.log")"
+gcall "$(export_path a)" org.nbdkit.Daemon1.Export.Update \
+    "{'params': <[('size', '2M')]>}" >/dev/null || fail "Update a"
+wait_state a running
+new_a=$(eprop a MainPID)
+[ "$new_a" != "$pid_a" ] || fail "a: Update did not replace the worker"
+answer=$(sup_ctl restart) || fail "restart: $answer"
+echo "restart: $answer"
+grep -q "export 'a': retired worker $pid_a adopted" "$D/daemon.log" ||
+  fail "the retired worker $pid_a was not adopted"
+[ "$(eprop a MainPID)" = "$new_a" ] || fail "a: MainPID after the restart"
+[ "$(nbdinfo --size "nbd://127.0.0.1:$port/a")" = 2097152 ] ||
+  fail "a's new worker"
+touch "$D/release"
+wait "$holder" || fail "the client of the retired worker: $(cat "$D/holder.log")"
+for (( i=0; i<100; i++ )); do
+  grep -q "export 'a': retired worker $pid_a has exited" "$D/daemon.log" && break
+  sleep 0.05
+done
+grep -q "export 'a': retired worker $pid_a has exited" "$D/daemon.log" ||
+  fail "the adopted retired worker $pid_a did not exit cleanly"
 
 answer=$(sup_ctl stop) || fail "stop: $answer"
 echo "stop: $answer"
