@@ -450,12 +450,35 @@ void
 context_reload (struct context *ctx)
 {
   catalogue_free (ctx);
+  context_reload_tls (ctx);
+}
+
+/* ReloadTLS: only the credentials, of the shared listener and of every
+ * running worker with TLS of its own.
+ */
+void
+context_reload_tls (struct context *ctx)
+{
   router_tls_reload (ctx);
   for (size_t i = 0; i < ctx->exports.len; i++) {
     struct export *e = ctx->exports.ptr[i];
     if (export_worker_has_tls (&e->def) && worker_running (e))
       worker_command (e, "reload-tls", NULL, -1, reload_tls_reply, NULL);
   }
+}
+
+static int
+method_reload_tls (sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+  struct context *ctx = userdata;
+  int r;
+
+  r = polkit_authorize (ctx, m, POLKIT_ACTION_MANAGE, true, method_reload_tls,
+                        error);
+  if (r <= 0)
+    return r < 0 ? r : 1;
+  context_reload_tls (ctx);
+  return sd_bus_reply_method_return (m, NULL);
 }
 
 static int
@@ -521,6 +544,8 @@ static const sd_bus_vtable manager_vtable[] = {
                            method_list_filters, SD_BUS_VTABLE_UNPRIVILEGED),
   SD_BUS_METHOD_WITH_ARGS ("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
                            method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+  SD_BUS_METHOD_WITH_ARGS ("ReloadTLS", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                           method_reload_tls, SD_BUS_VTABLE_UNPRIVILEGED),
   SD_BUS_METHOD_WITH_ARGS ("SetTLS",
                            SD_BUS_ARGS ("s", tls_certificates, "s", tls_psk),
                            SD_BUS_NO_RESULT, method_set_tls,

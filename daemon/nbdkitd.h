@@ -204,6 +204,7 @@ struct context {
 extern void context_done (struct context *ctx);
 extern void context_check_idle (struct context *ctx);
 extern void context_reload (struct context *ctx);
+extern void context_reload_tls (struct context *ctx);
 
 /* shared-tls.c */
 extern int shared_tls_load_saved (struct context *ctx);

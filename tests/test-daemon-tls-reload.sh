@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # nbdkitd certificate and PSK renewal (issue 14): the PSK file of a
 # tls=require export is replaced; after SIGHUP (then again after the
-# Reload method) a new client must use the new key and the old key is
+# ReloadTLS method) a new client must use the new key and the old key is
 # refused, while a client connected before the renewal keeps reading
 # and writing on its TLS connection; the worker is not restarted.
 source "${srcdir:-$(dirname "$0")}/functions.sh"
@@ -80,8 +80,8 @@ renew ()
 }
 renew 1 kill -HUP "$DAEMON_PID"
 echo "ok: SIGHUP: new clients need the new key"
-renew 2 mcall Reload
-echo "ok: Reload: new clients need the newer key"
+renew 2 mcall ReloadTLS
+echo "ok: ReloadTLS: new clients need the newer key"
 
 wait "$client" || fail "the client connected before the renewals failed: $(cat "$D/old.log")"
 grep -q "go2 ok" "$D/old.log" || fail "old client: $(cat "$D/old.log")"
