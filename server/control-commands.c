@@ -145,32 +145,6 @@ control_stop (bool graceful, unsigned timeout, const char *reason)
     set_quit ();
 }
 
-static int
-cmd_stop (struct json_object *cmd, int *fds, size_t nfds,
-          struct json_object *reply, char **error)
-{
-  struct json_object *v;
-  bool graceful = true;
-  int64_t timeout = DEFAULT_STOP_TIMEOUT;
-  int r;
-
-  if ((r = get_field (cmd, "graceful", json_type_boolean, &v, error)) == -1)
-    return -1;
-  if (r == 1)
-    graceful = json_object_get_boolean (v);
-  if ((r = get_field (cmd, "timeout", json_type_int, &v, error)) == -1)
-    return -1;
-  if (r == 1) {
-    timeout = json_object_get_int64 (v);
-    if (timeout < 0 || timeout > 86400) {
-      *error = control_error_text ("field 'timeout' must be between 0 and 86400");
-      return -1;
-    }
-  }
-  control_stop (graceful, timeout, "stop");
-  return 0;
-}
-
 /* Read the optional "timeout" field (seconds, 0 to MAX) into *TIMEOUT. */
 static int
 get_timeout (struct json_object *cmd, int64_t max, int64_t *timeout,
@@ -188,6 +162,25 @@ get_timeout (struct json_object *cmd, int64_t max, int64_t *timeout,
     }
   }
   return r == -1 ? -1 : 0;
+}
+
+static int
+cmd_stop (struct json_object *cmd, int *fds, size_t nfds,
+          struct json_object *reply, char **error)
+{
+  struct json_object *v;
+  bool graceful = true;
+  int64_t timeout = DEFAULT_STOP_TIMEOUT;
+  int r;
+
+  if ((r = get_field (cmd, "graceful", json_type_boolean, &v, error)) == -1)
+    return -1;
+  if (r == 1)
+    graceful = json_object_get_boolean (v);
+  if (get_timeout (cmd, 86400, &timeout, error) == -1)
+    return -1;
+  control_stop (graceful, timeout, "stop");
+  return 0;
 }
 
 /* retire: a replacement worker now serves the export.  Stop accepting
