@@ -481,20 +481,15 @@ apply_resume (struct connection *conn, struct handshake_resume *resume)
   }
 }
 
-/* The one way a connection starts: from the accept loop, -s, or a
- * hand-over by the supervisor (RESUME, may be NULL).  The connection is
- * served by a thread of its own.  Returns its id, or 0 if it could not
- * start (the sockets are closed).
+/* A new connection on SOCKIN/SOCKOUT, in the list of connections, or
+ * NULL (the sockets are closed).
  */
-uint64_t
-connection_start (int sockin, int sockout, struct handshake_resume *resume)
+static struct connection *
+new_listed_connection (int sockin, int sockout,
+                       struct handshake_resume *resume)
 {
   unsigned nworkers = 1;
   struct connection *conn;
-  pthread_attr_t attrs;
-  pthread_t thread;
-  uint64_t id;
-  int err;
 
   if (!connection_limits_admit ())
     goto fail;
@@ -505,15 +500,41 @@ connection_start (int sockin, int sockout, struct handshake_resume *resume)
     goto fail;
   if (resume)
     apply_resume (conn, resume);
-  id = conn->id;
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&connections_lock);
     if (connection_list_append (&connections, conn) == -1) {
       nbdkit_error ("realloc: %m");
       destroy_connection (conn);
-      return 0;
+      return NULL;
     }
   }
+  return conn;
+
+ fail:
+  close (sockin);
+  if (sockout != sockin)
+    close (sockout);
+  return NULL;
+}
+
+/* The one way a connection starts: from the accept loop, -s, or a
+ * hand-over by the supervisor (RESUME, may be NULL).  The connection is
+ * served by a thread of its own.  Returns its id, or 0 if it could not
+ * start (the sockets are closed).
+ */
+uint64_t
+connection_start (int sockin, int sockout, struct handshake_resume *resume)
+{
+  struct connection *conn;
+  pthread_attr_t attrs;
+  pthread_t thread;
+  uint64_t id;
+  int err;
+
+  conn = new_listed_connection (sockin, sockout, resume);
+  if (conn == NULL)
+    return 0;
+  id = conn->id;
 
   pthread_mutex_lock (&running_lock);
   running_threads++;
@@ -532,12 +553,20 @@ connection_start (int sockin, int sockout, struct handshake_resume *resume)
     return 0;
   }
   return id;
+}
 
- fail:
-  close (sockin);
-  if (sockout != sockin)
-    close (sockout);
-  return 0;
+/* Serve one connection in the calling thread, to its end (the fuzz
+ * targets: no thread to create per input).  False if it could not start.
+ */
+bool
+connection_serve_here (int sockin, int sockout)
+{
+  struct connection *conn = new_listed_connection (sockin, sockout, NULL);
+
+  if (conn == NULL)
+    return false;
+  serve_connection (conn);
+  return true;
 }
 
 /* At shutdown: let connections finish their requests, for at most

@@ -15,9 +15,10 @@ extern void fuzz_server_init (const char *plugin, const char *const *filters,
                               const char *const *params,
                               const char *tls_psk);
 
-/* Serve one client on SOCK (both directions) as nbdkit -s does, while
- * CLIENT (OPAQUE) plays the client in the calling thread.  Returns
- * once the connection has closed and its threads have ended.
+/* Serve one client on SOCK (both directions) as nbdkit -s does, in the
+ * calling thread, while CLIENT (OPAQUE) plays the client in a thread of
+ * the harness.  Returns once the connection has closed and CLIENT has
+ * returned.
  */
 extern void fuzz_server_serve (int sock, void (*client) (void *opaque),
                                void *opaque);

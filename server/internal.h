@@ -343,6 +343,7 @@ extern void connection_disconnect (struct connection *conn, bool force,
 extern int connection_disconnect_by_id (uint64_t id, bool force);
 extern void connection_disconnect_all (bool force,
                                        enum conn_close_reason why);
+extern bool connection_serve_here (int sockin, int sockout);
 extern bool connection_threads_wait (unsigned seconds);
 extern unsigned connection_threads_running (void);
 extern void connection_stats (struct worker_stats *stats);

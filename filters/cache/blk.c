@@ -98,6 +98,8 @@ blk_free (void)
     close (fd);
   fd = -1;
   bitmap_free (&bm);
+  /* After unload, get_ready starts again from an empty map. */
+  size_known = false;
   reclaim_free ();
 }
 

@@ -391,6 +391,25 @@ fuzz_reset_plugin (void)
 }
 
 void
+fuzz_reset_filter (const char *name)
+{
+  struct nbdkit_filter *(*filter_init) (void);
+  struct nbdkit_filter *f;
+  struct backend *b;
+
+  for (b = top; b->next != NULL && strcmp (b->name, name) != 0; b = b->next)
+    ;
+  if (strcmp (b->type, "filter") != 0 || strcmp (b->name, name) != 0)
+    abort ();
+  *(void **) &filter_init = dlsym (b->dl, "filter_init");
+  f = filter_init ();
+  if (f->unload)
+    f->unload ();
+  if (f->get_ready && f->get_ready (thread_model) == -1)
+    abort ();
+}
+
+void
 fuzz_write_plugin (const void *buf, size_t len, uint64_t offset)
 {
   struct context *c = backend_open (plugin_backend (), 0, "", 0);

@@ -48,6 +48,12 @@ extern size_t fuzz_handshake (uint8_t *buf, unsigned variant);
  */
 extern void fuzz_reset_plugin (void);
 
+/* Empty filter NAME's state kept between connections (the cow overlay,
+ * the cache): its unload, then its get_ready.  Only for filters whose
+ * unload frees nothing their parameters set.
+ */
+extern void fuzz_reset_filter (const char *name);
+
 /* Write BUF at OFFSET directly into the plugin (under every filter). */
 extern void fuzz_write_plugin (const void *buf, size_t len, uint64_t offset);
 
