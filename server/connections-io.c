@@ -5,7 +5,9 @@
 
 #include <config.h>
 
+#include <endian.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include <sys/uio.h>
 
 #include "internal.h"
+#include "nbd-protocol.h"
 #include "utils.h"
 
 static int
@@ -41,36 +44,136 @@ raw_recv (struct connection *conn, void *vbuf, size_t len)
   return 1;
 }
 
-/* A small piece sent with SEND_MORE (a reply header) is held back and
- * sent in one sendmsg with what follows (the payload), saving a system
- * call per reply.  Called with the connection's write lock held.
+/* In the transmission phase a plain connection's requests are read
+ * through a buffer: a client with many requests in flight sends them
+ * together, and one read(2) then takes several of them instead of one
+ * read per request header.  A remainder of READ_BUFFER_SIZE or more (a
+ * large write payload) is read straight into the caller's buffer.
+ * Called with the read lock held.
+ */
+#define READ_BUFFER_SIZE 16384
+
+/* Replies held back while more requests are waiting: at most this much,
+ * about thirty 4 KiB read replies.
+ */
+#define WRITE_BATCH_SIZE (128 * 1024)
+
+static int raw_send_socket (struct connection *conn, const void *vbuf,
+                            size_t len, int flags);
+
+static int
+flush_before_read (struct connection *conn)
+{
+  int r;
+
+  if (conn->nworkers > 1)
+    pthread_mutex_lock (&conn->write_lock);
+  r = connection_flush_output (conn);
+  if (conn->nworkers > 1)
+    pthread_mutex_unlock (&conn->write_lock);
+  return r;
+}
+
+static int
+buffered_recv (struct connection *conn, void *vbuf, size_t len)
+{
+  char *buf = vbuf;
+  size_t done = 0;
+
+  while (done < len) {
+    size_t avail = conn->rbuf_len - conn->rbuf_pos;
+    bool direct = len - done >= READ_BUFFER_SIZE;
+    ssize_t r;
+
+    if (avail > 0) {
+      size_t n = MIN (avail, len - done);
+      memcpy (buf + done, conn->rbuf + conn->rbuf_pos, n);
+      conn->rbuf_pos += n;
+      done += n;
+      continue;
+    }
+    /* Never wait for input while replies are held back. */
+    if (flush_before_read (conn) == -1)
+      return -1;
+    if (direct)
+      r = read (conn->sockin, buf + done, len - done);
+    else
+      r = read (conn->sockin, conn->rbuf, READ_BUFFER_SIZE);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    if (r == 0) {
+      if (done == 0)
+        return 0;               /* clean end of file */
+      errno = EBADMSG;          /* the peer stopped mid-message */
+      return -1;
+    }
+    if (direct)
+      done += r;
+    else {
+      conn->rbuf_pos = 0;
+      conn->rbuf_len = r;
+    }
+  }
+  return 1;
+}
+
+/* What the send buffer of a Unix socket is raised to for the
+ * transmission phase (the kernel caps it at net.core.wmem_max).  The
+ * default, about 208 KiB, is less than one 256 KiB read reply, so every
+ * large reply used to stop in sendmsg until the client had read part of
+ * it: a context switch each time.  The memory is only used while the
+ * client is slower than the server.  TCP sockets are left alone: setting
+ * SO_SNDBUF would turn off their automatic sizing.
+ */
+#define UNIX_SEND_BUFFER (4 << 20)
+
+/* Called once the handshake is done, before the first request. */
+void
+connection_start_transmission (struct connection *conn)
+{
+  if (conn->peer_addr.ss_family == AF_UNIX) {
+    int size = UNIX_SEND_BUFFER;
+    setsockopt (conn->sockout, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
+  if (conn->recv != raw_recv || conn->rbuf != NULL)
+    return;
+  conn->rbuf = malloc (READ_BUFFER_SIZE);
+  if (conn->rbuf == NULL)
+    return;                     /* unbuffered still works */
+  conn->rbuf_pos = conn->rbuf_len = 0;
+  conn->recv = buffered_recv;
+  if (conn->send == raw_send_socket && conn->out_len == 0 &&
+      (conn->wbuf = malloc (WRITE_BATCH_SIZE)) != NULL) {
+    conn->out = conn->wbuf;
+    conn->out_cap = WRITE_BATCH_SIZE;
+  }
+}
+
+/* Send the held output, then BUF (LEN bytes, may be 0), in as few
+ * sendmsg calls as the socket takes.
  */
 static int
-raw_send_socket (struct connection *conn, const void *vbuf, size_t len,
-                 int flags)
+send_out_and (struct connection *conn, const void *buf, size_t len)
 {
-  struct iovec iov[2];
+  struct iovec iov[2] = {
+    { conn->out, conn->out_len },
+    { (void *) buf, len },
+  };
   struct msghdr msg = { .msg_iov = iov };
-  int f = MSG_NOSIGNAL | (flags & SEND_MORE ? MSG_MORE : 0);
 
-  if ((flags & SEND_MORE) && conn->held_len + len <= sizeof conn->held) {
-    memcpy (conn->held + conn->held_len, vbuf, len);
-    conn->held_len += len;
-    return 0;
-  }
-
-  iov[0] = (struct iovec) { conn->held, conn->held_len };
-  iov[1] = (struct iovec) { (void *) vbuf, len };
+  conn->out_len = 0;
   while (iov[0].iov_len + iov[1].iov_len > 0) {
     ssize_t r;
 
     msg.msg_iov = iov[0].iov_len ? &iov[0] : &iov[1];
     msg.msg_iovlen = iov[0].iov_len ? 2 : 1;
-    r = sendmsg (conn->sockout, &msg, f);
+    r = sendmsg (conn->sockout, &msg, MSG_NOSIGNAL);
     if (r == -1) {
       if (errno == EINTR || errno == EAGAIN)
         continue;
-      conn->held_len = 0;
       return -1;
     }
     for (int i = 0; i < 2 && r > 0; ++i) {
@@ -80,8 +183,63 @@ raw_send_socket (struct connection *conn, const void *vbuf, size_t len,
       r -= n;
     }
   }
-  conn->held_len = 0;
   return 0;
+}
+
+/* A piece sent with SEND_MORE (a reply header) is held back and sent in
+ * one sendmsg with what follows (the payload), and while the connection
+ * is BATCHING whole replies are held too, so that the replies to the
+ * requests one read brought in go out together: one system call instead
+ * of one per reply.  Called with the connection's write lock held.
+ */
+static int
+raw_send_socket (struct connection *conn, const void *vbuf, size_t len,
+                 int flags)
+{
+  if (((flags & SEND_MORE) || conn->batching) &&
+      conn->out_len + len <= conn->out_cap) {
+    memcpy (conn->out + conn->out_len, vbuf, len);
+    conn->out_len += len;
+    return 0;
+  }
+  return send_out_and (conn, vbuf, len);
+}
+
+int
+connection_flush_output (struct connection *conn)
+{
+  if (conn->out_len == 0 || conn->send != raw_send_socket)
+    return 0;
+  return send_out_and (conn, NULL, 0);
+}
+
+/* Whether a whole request (with its payload) has been read ahead. */
+bool
+connection_request_buffered (struct connection *conn)
+{
+  size_t avail = conn->rbuf_len - conn->rbuf_pos;
+  struct nbd_request req;
+
+  if (avail < sizeof req)
+    return false;
+  memcpy (&req, conn->rbuf + conn->rbuf_pos, sizeof req);
+  if (be16toh (req.type) == NBD_CMD_WRITE)
+    return avail - sizeof req >= be32toh (req.count);
+  return true;
+}
+
+/* Forget what was read ahead (after NBD_CMD_DISC nothing may follow). */
+void
+connection_drop_input (struct connection *conn)
+{
+  conn->rbuf_pos = conn->rbuf_len;
+}
+
+/* Whether a request (or part of one) has been read ahead. */
+bool
+connection_input_pending (struct connection *conn)
+{
+  return conn->rbuf_pos < conn->rbuf_len;
 }
 
 static int
@@ -175,5 +333,7 @@ connection_set_raw_io (struct connection *conn)
 {
   conn->recv = raw_recv;
   conn->send = is_socket (conn->sockout) ? raw_send_socket : raw_send_other;
+  conn->out = conn->held;
+  conn->out_cap = sizeof conn->held;
   conn->close = raw_close;
 }

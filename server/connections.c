@@ -168,6 +168,8 @@ destroy_connection (struct connection *conn)
   pthread_mutex_destroy (&conn->read_lock);
   pthread_mutex_destroy (&conn->write_lock);
   pthread_mutex_destroy (&conn->status_lock);
+  free (conn->rbuf);
+  free (conn->wbuf);
   free (conn->pending_option);
   free (conn->exportname);
   free (conn->meta_context_exportname);
@@ -319,20 +321,48 @@ mark_opened (struct connection *conn)
 
 static void *connection_worker (void *vconn);
 
+/* Whether a request thread may take another request (called with the
+ * read lock held): while the connection is open and the server is not
+ * stopping; and after a graceful close (a stop, a disconnect) still for
+ * the requests already read in, since they were received.
+ */
+bool
+connection_may_take_request (struct connection *conn)
+{
+  enum conn_status s = connection_get_status (conn);
+
+  if (s == CONN_OPEN && !quit)
+    return true;
+  return s != CONN_DEAD && connection_request_buffered (conn);
+}
+
 /* Called by a request thread once it has read a request, still holding
  * the read lock: if no other thread is left to read the next request,
  * start one (up to -t THREADS).  Threads are started on demand so that
  * short connections and clients that send one request at a time cost
- * one thread, not THREADS.
+ * one thread, not THREADS; and only once the connection's requests are
+ * known to block or to be slow (conn->parallel, protocol.c), because
+ * handing requests between threads costs more than a quick request.
  */
 void
 connection_request_started (struct connection *conn)
 {
   if (conn->nworkers <= 1 ||
-      __atomic_sub_fetch (&conn->workers_idle, 1, __ATOMIC_ACQ_REL) > 0)
+      __atomic_sub_fetch (&conn->workers_idle, 1, __ATOMIC_ACQ_REL) > 0 ||
+      !__atomic_load_n (&conn->parallel, __ATOMIC_ACQUIRE))
     return;
+  connection_add_worker (conn);
+}
+
+/* Start one more request thread if none is idle and the limit allows
+ * (also called by the watchdog of connection-parallel.c).
+ */
+void
+connection_add_worker (struct connection *conn)
+{
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->workers_lock);
-  if (__atomic_load_n (&conn->workers_idle, __ATOMIC_ACQUIRE) == 0 &&
+  if (!conn->workers_closed &&
+      __atomic_load_n (&conn->workers_idle, __ATOMIC_ACQUIRE) == 0 &&
       conn->workers_started < conn->nworkers) {
     int e = pthread_create (&conn->workers[conn->workers_started], NULL,
                             connection_worker, conn);
@@ -369,6 +399,7 @@ join_workers (struct connection *conn)
     pthread_join (t, NULL);
     pthread_mutex_lock (&conn->workers_lock);
   }
+  conn->workers_closed = true;
   pthread_mutex_unlock (&conn->workers_lock);
 }
 
@@ -380,8 +411,8 @@ connection_worker (void *vconn)
   threadlocal_set_instance (conn->id);
   threadlocal_set_conn (conn);
   threadlocal_set_name (top->name);
-  while (!quit && connection_get_status (conn) == CONN_OPEN)
-    protocol_recv_request_send_reply (conn);
+  while (protocol_recv_request_send_reply (conn))
+    ;
   threadlocal_free_buffer ();
   return NULL;
 }
@@ -419,12 +450,16 @@ serve_connection (struct connection *conn)
     goto done;
   }
   connection_limits_handshake_end (conn);
+  connection_start_transmission (conn);
 
   mark_opened (conn);
   control_connection_opened (conn);
   /* This thread serves requests too; more start as needed. */
   connection_worker (conn);
   join_workers (conn);
+  /* Replies held back for a batch go out before the close. */
+  if (connection_flush_output (conn) == -1)
+    debug ("write reply: %m");
 
  done:
   protocol_close_export (conn);

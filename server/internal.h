@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -271,8 +272,16 @@ struct connection {
   pthread_mutex_t status_lock;
   enum conn_status status;
   enum conn_close_reason close_reason;
-  char held[64];                /* a reply header held for the payload */
-  size_t held_len;
+  /* Output held back to go out in one sendmsg (connections-io.c): a
+   * reply header until its payload, in HELD; in the transmission phase,
+   * whole replies while more requests are waiting (BATCHING), in a
+   * larger buffer.
+   */
+  char held[64];
+  char *out;                    /* HELD or WBUF */
+  char *wbuf;
+  size_t out_len, out_cap;
+  bool batching;
   int status_pipe[2];           /* wakes request threads on close */
   unsigned nworkers;             /* the most request threads allowed */
 
@@ -281,6 +290,16 @@ struct connection {
   pthread_t *workers;           /* [nworkers]; [0] is unused */
   unsigned workers_started;     /* including the connection's own thread */
   unsigned workers_idle;        /* threads not busy with a request */
+  /* Whether requests wait or are slow, so that more threads help
+   * (protocol.c), and what it measured until then.
+   */
+  bool parallel;
+  int64_t serving_since;        /* ns, CLOCK_MONOTONIC; 0: not serving */
+  pid_t serving_tid;            /* the thread serving it */
+  int64_t seen_sleeping;        /* the watchdog saw that request asleep */
+  unsigned requests_seen, window_requests, window_waits;
+  int64_t window_cpu_us;
+  bool workers_closed;          /* joined: no more may start */
 
   /* Peer. */
   struct sockaddr_storage peer_addr;
@@ -325,6 +344,8 @@ struct connection {
 
   /* I/O: plain socket or TLS. */
   void *crypto_session;
+  char *rbuf;                   /* buffered requests (connections-io.c) */
+  size_t rbuf_pos, rbuf_len;
   connection_recv_function recv;
   connection_send_function send;
   connection_close_function close;
@@ -343,6 +364,24 @@ extern void connection_disconnect (struct connection *conn, bool force,
 extern int connection_disconnect_by_id (uint64_t id, bool force);
 extern void connection_disconnect_all (bool force,
                                        enum conn_close_reason why);
+extern bool connection_request_buffered (struct connection *conn);
+extern void connection_drop_input (struct connection *conn);
+extern bool connection_may_take_request (struct connection *conn);
+extern bool connection_input_pending (struct connection *conn);
+extern int connection_flush_output (struct connection *conn);
+extern void connection_start_transmission (struct connection *conn);
+extern void connection_add_worker (struct connection *conn);
+
+/* connection-parallel.c */
+struct request_cost {
+  bool watched, sampled;
+  struct rusage ru;
+};
+extern void request_cost_begin (struct connection *conn,
+                                struct request_cost *c);
+extern void request_cost_end (struct connection *conn,
+                              struct request_cost *c);
+
 extern bool connection_serve_here (int sockin, int sockout);
 extern bool connection_threads_wait (unsigned seconds);
 extern unsigned connection_threads_running (void);
@@ -415,7 +454,7 @@ extern int option_reply_meta_context (struct connection *conn,
                                       const char *name);
 
 /* protocol.c */
-extern void protocol_recv_request_send_reply (struct connection *conn);
+extern bool protocol_recv_request_send_reply (struct connection *conn);
 extern uint32_t errno_to_nbd_error (int err);
 
 /* replies.c */

@@ -339,7 +339,10 @@ count_request (struct connection *conn, uint16_t cmd, uint32_t count,
     __atomic_fetch_add (&c->bytes_written, count, __ATOMIC_RELAXED);
 }
 
-void
+/* Take one request and reply to it.  False if there was none to take
+ * (the connection is closing or closed), so the thread stops.
+ */
+bool
 protocol_recv_request_send_reply (struct connection *conn)
 {
   struct nbd_request req;
@@ -355,8 +358,11 @@ protocol_recv_request_send_reply (struct connection *conn)
   /* Read the whole request under the read lock. */
   if (locked)
     pthread_mutex_lock (&conn->read_lock);
-  if (connection_get_status (conn) != CONN_OPEN)
-    goto unlock_and_return;
+  if (!connection_may_take_request (conn)) {
+    if (locked)
+      pthread_mutex_unlock (&conn->read_lock);
+    return false;
+  }
   r = conn->recv (conn, &req, sizeof req);
   if (r == 0) {
     debug ("client closed input socket, closing connection");
@@ -386,6 +392,7 @@ protocol_recv_request_send_reply (struct connection *conn)
   if (cmd == NBD_CMD_DISC) {
     debug ("client sent %s, closing connection", nbd_command_name (cmd));
     connection_set_status (conn, CONN_CLOSING);
+    connection_drop_input (conn);
     goto unlock_and_return;
   }
 
@@ -435,12 +442,23 @@ protocol_recv_request_send_reply (struct connection *conn)
     if (cmd == NBD_CMD_READ && (buf = threadlocal_buffer (count)) == NULL)
       err = ENOMEM;
     else {
+      struct request_cost cost;
+
+      request_cost_begin (conn, &cost);
       lock_request ();
       err = handle_request (conn, cmd, flags, offset, count, buf, &extents);
       unlock_request ();
+      request_cost_end (conn, &cost);
     }
   }
 
+  /* With one request thread, hold the reply back while more requests
+   * are already waiting, to send the replies together.
+   */
+  if (!conn->parallel)
+    conn->batching = connection_input_pending (conn);
+  else
+    conn->batching = false;
   if (send_reply (conn, handle, cmd, flags, buf, count, offset, extents,
                   errno_to_nbd_error (err)) == -1)
     connection_set_status (conn, CONN_DEAD);
@@ -453,9 +471,10 @@ protocol_recv_request_send_reply (struct connection *conn)
   if (buf && count > KEEP_BUFFER_MAX)
     threadlocal_free_buffer ();
   connection_request_done (conn);
-  return;
+  return true;
 
  unlock_and_return:
   if (locked)
     pthread_mutex_unlock (&conn->read_lock);
+  return true;                  /* the status says whether to go on */
 }
