@@ -47,6 +47,30 @@ connection_get_status (struct connection *conn)
   return __atomic_load_n (&conn->status, __ATOMIC_ACQUIRE);
 }
 
+/* The read end of the pipe that becomes readable when the connection
+ * starts closing (for sleeps in nbdkit_nanosleep to end early), made on
+ * first use; -1 if the connection has one request thread only, is
+ * already closing, or the pipe cannot be made.
+ */
+int
+connection_status_fd (struct connection *conn)
+{
+  int fd = -1;
+
+  if (conn->nworkers <= 1)
+    return -1;
+  pthread_mutex_lock (&conn->status_lock);
+  if (conn->status_pipe[0] == -1 && conn->status == CONN_OPEN &&
+      pipe2 (conn->status_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+    debug ("pipe2: %m: sleeps will not end early when the client goes");
+    conn->status_pipe[0] = conn->status_pipe[1] = -1;
+  }
+  if (conn->status == CONN_OPEN)
+    fd = conn->status_pipe[0];
+  pthread_mutex_unlock (&conn->status_lock);
+  return fd;
+}
+
 /* Status only ever goes down: open → closing → dead. */
 void
 connection_set_status (struct connection *conn, enum conn_status value)
@@ -127,17 +151,10 @@ alloc_connection (int sockin, int sockout, unsigned nworkers)
   conn->nworkers = nworkers;
   conn->since = now_realtime_us ();
   conn->status_pipe[0] = conn->status_pipe[1] = -1;
-  if (nworkers > 1 && pipe2 (conn->status_pipe, O_CLOEXEC | O_NONBLOCK)) {
-    nbdkit_error ("pipe2: %m");
-    free (conn);
-    return NULL;
-  }
   if (nworkers > 1) {
     conn->workers = calloc (nworkers, sizeof *conn->workers);
     if (conn->workers == NULL) {
       nbdkit_error ("calloc: %m");
-      close (conn->status_pipe[0]);
-      close (conn->status_pipe[1]);
       free (conn);
       return NULL;
     }
@@ -319,104 +336,6 @@ mark_opened (struct connection *conn)
   connections_total++;
 }
 
-static void *connection_worker (void *vconn);
-
-/* Whether a request thread may take another request (called with the
- * read lock held): while the connection is open and the server is not
- * stopping; and after a graceful close (a stop, a disconnect) still for
- * the requests already read in, since they were received.
- */
-bool
-connection_may_take_request (struct connection *conn)
-{
-  enum conn_status s = connection_get_status (conn);
-
-  if (s == CONN_OPEN && !quit)
-    return true;
-  return s != CONN_DEAD && connection_request_buffered (conn);
-}
-
-/* Called by a request thread once it has read a request, still holding
- * the read lock: if no other thread is left to read the next request,
- * start one (up to -t THREADS).  Threads are started on demand so that
- * short connections and clients that send one request at a time cost
- * one thread, not THREADS; and only once the connection's requests are
- * known to block or to be slow (conn->parallel, protocol.c), because
- * handing requests between threads costs more than a quick request.
- */
-void
-connection_request_started (struct connection *conn)
-{
-  if (conn->nworkers <= 1 ||
-      __atomic_sub_fetch (&conn->workers_idle, 1, __ATOMIC_ACQ_REL) > 0 ||
-      !__atomic_load_n (&conn->parallel, __ATOMIC_ACQUIRE))
-    return;
-  connection_add_worker (conn);
-}
-
-/* Start one more request thread if none is idle and the limit allows
- * (also called by the watchdog of connection-parallel.c).
- */
-void
-connection_add_worker (struct connection *conn)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->workers_lock);
-  if (!conn->workers_closed &&
-      __atomic_load_n (&conn->workers_idle, __ATOMIC_ACQUIRE) == 0 &&
-      conn->workers_started < conn->nworkers) {
-    int e = pthread_create (&conn->workers[conn->workers_started], NULL,
-                            connection_worker, conn);
-    if (e == 0) {
-      conn->workers_started++;
-      __atomic_add_fetch (&conn->workers_idle, 1, __ATOMIC_ACQ_REL);
-    }
-    else {
-      /* Not fatal: the threads we have carry on. */
-      errno = e;
-      debug ("pthread_create: %m (continuing with %u request threads)",
-             conn->workers_started);
-    }
-  }
-}
-
-void
-connection_request_done (struct connection *conn)
-{
-  if (conn->nworkers > 1)
-    __atomic_add_fetch (&conn->workers_idle, 1, __ATOMIC_ACQ_REL);
-}
-
-/* Wait for the request threads started on demand. */
-static void
-join_workers (struct connection *conn)
-{
-  unsigned i = 1;
-
-  pthread_mutex_lock (&conn->workers_lock);
-  while (i < conn->workers_started) {
-    pthread_t t = conn->workers[i++];
-    pthread_mutex_unlock (&conn->workers_lock);
-    pthread_join (t, NULL);
-    pthread_mutex_lock (&conn->workers_lock);
-  }
-  conn->workers_closed = true;
-  pthread_mutex_unlock (&conn->workers_lock);
-}
-
-static void *
-connection_worker (void *vconn)
-{
-  struct connection *conn = vconn;
-
-  threadlocal_set_instance (conn->id);
-  threadlocal_set_conn (conn);
-  threadlocal_set_name (top->name);
-  while (protocol_recv_request_send_reply (conn))
-    ;
-  threadlocal_free_buffer ();
-  return NULL;
-}
-
 static enum conn_close_reason
 close_reason (struct connection *conn)
 {
@@ -456,7 +375,7 @@ serve_connection (struct connection *conn)
   control_connection_opened (conn);
   /* This thread serves requests too; more start as needed. */
   connection_worker (conn);
-  join_workers (conn);
+  connection_join_workers (conn);
   /* Replies held back for a batch go out before the close. */
   if (connection_flush_output (conn) == -1)
     debug ("write reply: %m");

@@ -28,10 +28,16 @@ option_reply (struct connection *conn, uint32_t option, uint32_t reply,
     .replylen = htobe32 (len),
   };
 
+  /* These replies are always followed by another (the final ACK or an
+   * error), so they can wait for it and go out in one sendmsg.
+   */
+  int more = reply == NBD_REP_INFO || reply == NBD_REP_SERVER ||
+    reply == NBD_REP_META_CONTEXT ? SEND_MORE : 0;
+
   debug ("replying to %s with %s", nbd_option_name (option),
          nbd_reply_name (reply));
-  if (conn->send (conn, &hdr, sizeof hdr, len ? SEND_MORE : 0) == -1 ||
-      (len && conn->send (conn, data, len, 0) == -1)) {
+  if (conn->send (conn, &hdr, sizeof hdr, len ? SEND_MORE : more) == -1 ||
+      (len && conn->send (conn, data, len, more) == -1)) {
     nbdkit_error ("write reply to %s: %m", nbd_option_name (option));
     return -1;
   }

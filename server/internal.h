@@ -277,7 +277,7 @@ struct connection {
    * whole replies while more requests are waiting (BATCHING), in a
    * larger buffer.
    */
-  char held[64];
+  char held[512];
   char *out;                    /* HELD or WBUF */
   char *wbuf;
   size_t out_len, out_cap;
@@ -356,6 +356,7 @@ extern bool counters_enabled;
 
 extern uint64_t connection_start (int sockin, int sockout,
                                   struct handshake_resume *resume);
+extern int connection_status_fd (struct connection *conn);
 extern enum conn_status connection_get_status (struct connection *conn);
 extern void connection_set_status (struct connection *conn,
                                    enum conn_status value);
@@ -370,6 +371,9 @@ extern bool connection_may_take_request (struct connection *conn);
 extern bool connection_input_pending (struct connection *conn);
 extern int connection_flush_output (struct connection *conn);
 extern void connection_start_transmission (struct connection *conn);
+/* request-threads.c */
+extern void *connection_worker (void *vconn);
+extern void connection_join_workers (struct connection *conn);
 extern void connection_add_worker (struct connection *conn);
 
 /* connection-parallel.c */

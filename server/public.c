@@ -275,7 +275,7 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
   struct connection *conn = threadlocal_get_conn ();
   struct timespec deadline, now;
   struct pollfd fds[2];
-  int nfds = 0;
+  int nfds = 0, status_fd;
 
   clock_gettime (CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += sec + nsec / 1000000000;
@@ -295,10 +295,9 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
     nfds = 0;
     if (quit_fd >= 0)
       fds[nfds++] = (struct pollfd) { .fd = quit_fd, .events = POLLIN };
-    if (conn && conn->status_pipe[0] >= 0 &&
-        connection_get_status (conn) == CONN_OPEN)
-      fds[nfds++] = (struct pollfd) { .fd = conn->status_pipe[0],
-                                      .events = POLLIN };
+    if (conn && connection_get_status (conn) == CONN_OPEN &&
+        (status_fd = connection_status_fd (conn)) >= 0)
+      fds[nfds++] = (struct pollfd) { .fd = status_fd, .events = POLLIN };
 
     /* A client that hung up or disconnected politely may still be
      * waited for (a delay in .close); a failed connection or a server

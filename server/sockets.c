@@ -272,11 +272,14 @@ poll_source_remove (int fd)
 static void
 accept_connection (int listen_sock, short revents, void *opaque)
 {
+  struct sockaddr_storage addr;
+  socklen_t addrlen = sizeof addr;
   int sock, opt = 1;
 
   if (!accepting)
     return;
-  sock = accept4 (listen_sock, NULL, NULL, SOCK_CLOEXEC);
+  sock = accept4 (listen_sock, (struct sockaddr *) &addr, &addrlen,
+                  SOCK_CLOEXEC);
   if (sock == -1) {
     switch (errno) {
     case EINTR: case EAGAIN: case ECONNABORTED:
@@ -293,7 +296,8 @@ accept_connection (int listen_sock, short revents, void *opaque)
     }
   }
   /* Latency matters more than packet count for NBD replies. */
-  setsockopt (sock, IPPROTO_TCP, TCP_NODELAY, &opt, sizeof opt);
+  if (addr.ss_family == AF_INET || addr.ss_family == AF_INET6)
+    setsockopt (sock, IPPROTO_TCP, TCP_NODELAY, &opt, sizeof opt);
   connection_start (sock, sock, NULL);
 }
 
