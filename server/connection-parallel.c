@@ -19,7 +19,9 @@
  * - when, over a window of WINDOW measured requests, half of them waited
  *   (a voluntary context switch while serving them: the nbd plugin on a
  *   fast link), or they used more than SLOW_REQUEST_US of CPU on average
- *   (decompression, encryption).  A rare short wait, such as a lock
+ *   over SLOW_WINDOWS windows in a row (decompression, encryption; a
+ *   RAM disk's first writes, which allocate its pages, may take as long
+ *   for a while).  A rare short wait, such as a lock
  *   another connection held for a moment, does not count.  The first
  *   SAMPLE_FIRST requests are measured, then one in SAMPLE_EVERY.
  */
@@ -46,6 +48,7 @@
 #define QUIET_TICKS 1000        /* the watchdog sleeps after 1 s of quiet */
 #define SLOW_REQUEST_US 1000
 #define WINDOW 32
+#define SLOW_WINDOWS 2         /* in a row */
 #define SAMPLE_FIRST 256
 #define SAMPLE_EVERY 64
 
@@ -264,8 +267,15 @@ request_cost_end (struct connection *conn, struct request_cost *c)
     return;
   if (conn->window_waits * 2 >= conn->window_requests)
     go_parallel (conn, "often wait");
-  else if (conn->window_cpu_us > SLOW_REQUEST_US * conn->window_requests)
+  else if (conn->window_cpu_us <= SLOW_REQUEST_US * conn->window_requests)
+    conn->slow_windows = 0;
+  else if (++conn->slow_windows >= SLOW_WINDOWS) {
+    nbdkit_debug ("connection %" PRIu64 ": %" PRIi64 " µs of CPU per "
+                  "request over the last %u measured", conn->id,
+                  conn->window_cpu_us / conn->window_requests,
+                  conn->window_requests);
     go_parallel (conn, "are slow");
+  }
   conn->window_requests = conn->window_waits = 0;
   conn->window_cpu_us = 0;
 }

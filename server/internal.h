@@ -297,7 +297,7 @@ struct connection {
   int64_t serving_since;        /* ns, CLOCK_MONOTONIC; 0: not serving */
   pid_t serving_tid;            /* the thread serving it */
   int64_t seen_sleeping;        /* the watchdog saw that request asleep */
-  unsigned requests_seen, window_requests, window_waits;
+  unsigned requests_seen, window_requests, window_waits, slow_windows;
   int64_t window_cpu_us;
   bool workers_closed;          /* joined: no more may start */
 

@@ -17,18 +17,32 @@ make_tmpdir
 
 # 1. A RAM disk: 600 pipelined requests of mixed kinds and sizes, from
 # 512 bytes to 1 MiB, checked against a model; the connection stays on
-# one thread.
+# one thread.  The disk is filled first by another connection: a first
+# write into a RAM disk allocates its pages, which can rightly make
+# those requests count as slow.
 start_nbdkit -P "$tmpdir/mem.pid" -U "$tmpdir/mem.sock" -v \
   memory 64M 2>"$tmpdir/mem.log"
+nbdsh -u "nbd+unix:///?socket=$tmpdir/mem.sock" -c '
+for off in range(0, 64 * 1024 * 1024, 1024 * 1024):
+    h.pwrite(bytes(1024 * 1024), off)
+' || fail "filling the RAM disk failed"
 nbdsh -u "nbd+unix:///?socket=$tmpdir/mem.sock" -c '
 import random
 random.seed(7)
 size = 64 * 1024 * 1024
 model = bytearray(size)
 reads = []
+# The server may reorder requests in flight (nbd-protocol.md), so a
+# request that overlaps one still in flight waits for them all.
+inflight = []
 for i in range(600):
     n = random.choice([512, 4096, 4096, 65536, 262144, 1048576])
     off = random.randrange(0, size - n, 512)
+    if any(off < o + m and o < off + n for o, m in inflight):
+        while h.aio_in_flight() > 0:
+            h.poll(-1)
+        inflight = []
+    inflight.append((off, n))
     kind = random.random()
     if kind < 0.45:
         data = bytes([random.randrange(256)]) * n
@@ -50,8 +64,12 @@ for cookie, buf, want in reads:
 assert h.pread(size, 0) == model
 print("%d reads checked" % len(reads))
 ' || fail "pipelined requests on the RAM disk gave wrong data"
-grep -q 'serving them on up to' "$tmpdir/mem.log" &&
-  fail "a RAM disk connection went parallel: $(grep 'serving them' "$tmpdir/mem.log")"
+# (Under the sanitizers a 1 MiB request can take more than a
+# millisecond of CPU, which rightly counts as slow.)
+if ! grep -qa __asan_init "$NBDKIT"; then
+  grep -q 'connection 2: .*serving them on up to' "$tmpdir/mem.log" &&
+    fail "a RAM disk connection went parallel: $(grep 'serving them' "$tmpdir/mem.log")"
+fi
 kill_pid "$(cat "$tmpdir/mem.pid")"
 
 # 2. A read that waits until a later write has arrived: with one thread
