@@ -82,7 +82,10 @@ buffered_recv (struct connection *conn, void *vbuf, size_t len)
 
   while (done < len) {
     size_t avail = conn->rbuf_len - conn->rbuf_pos;
-    bool direct = len - done >= READ_BUFFER_SIZE;
+    /* Until the first request has come (an idle connection waits
+     * here), read without the buffer, then allocate it.
+     */
+    bool direct = len - done >= READ_BUFFER_SIZE || conn->rbuf == NULL;
     ssize_t r;
 
     if (avail > 0) {
@@ -110,8 +113,11 @@ buffered_recv (struct connection *conn, void *vbuf, size_t len)
       errno = EBADMSG;          /* the peer stopped mid-message */
       return -1;
     }
-    if (direct)
+    if (direct) {
       done += r;
+      if (conn->rbuf == NULL)
+        conn->rbuf = malloc (READ_BUFFER_SIZE); /* or stay unbuffered */
+    }
     else {
       conn->rbuf_pos = 0;
       conn->rbuf_len = r;
@@ -140,16 +146,11 @@ connection_start_transmission (struct connection *conn)
   }
   if (conn->recv != raw_recv || conn->rbuf != NULL)
     return;
-  conn->rbuf = malloc (READ_BUFFER_SIZE);
-  if (conn->rbuf == NULL)
-    return;                     /* unbuffered still works */
+  /* The buffers are allocated when first needed, so that an idle
+   * connection costs no more memory than before.
+   */
   conn->rbuf_pos = conn->rbuf_len = 0;
   conn->recv = buffered_recv;
-  if (conn->send == raw_send_socket && conn->out_len == 0 &&
-      (conn->wbuf = malloc (WRITE_BATCH_SIZE)) != NULL) {
-    conn->out = conn->wbuf;
-    conn->out_cap = WRITE_BATCH_SIZE;
-  }
 }
 
 /* Send the held output, then BUF (LEN bytes, may be 0), in as few
@@ -196,6 +197,11 @@ static int
 raw_send_socket (struct connection *conn, const void *vbuf, size_t len,
                  int flags)
 {
+  if (conn->batching && conn->wbuf == NULL && conn->out_len == 0 &&
+      (conn->wbuf = malloc (WRITE_BATCH_SIZE)) != NULL) {
+    conn->out = conn->wbuf;
+    conn->out_cap = WRITE_BATCH_SIZE;
+  }
   if (((flags & SEND_MORE) || conn->batching) &&
       conn->out_len + len <= conn->out_cap) {
     memcpy (conn->out + conn->out_len, vbuf, len);
