@@ -187,16 +187,7 @@ watchdog_thread (void *arg)
 static void
 start_watchdog (void)
 {
-  pthread_t thread;
-  pthread_attr_t attrs;
-  int err;
-
-  pthread_attr_init (&attrs);
-  pthread_attr_setdetachstate (&attrs, PTHREAD_CREATE_DETACHED);
-  err = pthread_create (&thread, &attrs, watchdog_thread, NULL);
-  pthread_attr_destroy (&attrs);
-  if (err != 0) {
-    errno = err;
+  if (start_detached_thread (watchdog_thread, NULL) != 0) {
     nbdkit_debug ("pthread_create: %m: every connection serves its requests "
                   "on up to -t threads from the start");
     watch_failed = true;

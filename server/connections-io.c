@@ -20,36 +20,14 @@
 #include "nbd-protocol.h"
 #include "utils.h"
 
-static int
-raw_recv (struct connection *conn, void *vbuf, size_t len)
-{
-  char *buf = vbuf;
-  size_t done = 0;
-
-  while (done < len) {
-    ssize_t r = read (conn->sockin, buf + done, len - done);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    if (r == 0) {
-      if (done == 0)
-        return 0;               /* clean end of file */
-      errno = EBADMSG;          /* the peer stopped mid-message */
-      return -1;
-    }
-    done += r;
-  }
-  return 1;
-}
-
-/* In the transmission phase a plain connection's requests are read
- * through a buffer: a client with many requests in flight sends them
- * together, and one read(2) then takes several of them instead of one
- * read per request header.  A remainder of READ_BUFFER_SIZE or more (a
- * large write payload) is read straight into the caller's buffer.
- * Called with the read lock held.
+/* Reading a plain connection.  In the transmission phase (READ_AHEAD)
+ * requests are read through a buffer: a client with many requests in
+ * flight sends them together, and one read(2) then takes several of
+ * them instead of one read per request header.  A remainder of
+ * READ_BUFFER_SIZE or more (a large write payload) is read straight
+ * into the caller's buffer.  In the handshake nothing is read ahead:
+ * after STARTTLS the bytes that follow belong to TLS.  Called with the
+ * read lock held.
  */
 #define READ_BUFFER_SIZE 16384
 
@@ -75,7 +53,7 @@ flush_before_read (struct connection *conn)
 }
 
 static int
-buffered_recv (struct connection *conn, void *vbuf, size_t len)
+raw_recv (struct connection *conn, void *vbuf, size_t len)
 {
   char *buf = vbuf;
   size_t done = 0;
@@ -96,7 +74,7 @@ buffered_recv (struct connection *conn, void *vbuf, size_t len)
       continue;
     }
     /* Never wait for input while replies are held back. */
-    if (flush_before_read (conn) == -1)
+    if (conn->read_ahead && flush_before_read (conn) == -1)
       return -1;
     if (direct)
       r = read (conn->sockin, buf + done, len - done);
@@ -115,7 +93,7 @@ buffered_recv (struct connection *conn, void *vbuf, size_t len)
     }
     if (direct) {
       done += r;
-      if (conn->rbuf == NULL)
+      if (conn->rbuf == NULL && conn->read_ahead)
         conn->rbuf = malloc (READ_BUFFER_SIZE); /* or stay unbuffered */
     }
     else {
@@ -149,8 +127,7 @@ connection_start_transmission (struct connection *conn)
   /* The buffers are allocated when first needed, so that an idle
    * connection costs no more memory than before.
    */
-  conn->rbuf_pos = conn->rbuf_len = 0;
-  conn->recv = buffered_recv;
+  conn->read_ahead = true;
 }
 
 /* Send the held output, then BUF (LEN bytes, may be 0), in as few

@@ -480,10 +480,7 @@ uint64_t
 connection_start (int sockin, int sockout, struct handshake_resume *resume)
 {
   struct connection *conn;
-  pthread_attr_t attrs;
-  pthread_t thread;
   uint64_t id;
-  int err;
 
   conn = new_listed_connection (sockin, sockout, resume);
   if (conn == NULL)
@@ -494,12 +491,7 @@ connection_start (int sockin, int sockout, struct handshake_resume *resume)
   running_threads++;
   pthread_mutex_unlock (&running_lock);
 
-  pthread_attr_init (&attrs);
-  pthread_attr_setdetachstate (&attrs, PTHREAD_CREATE_DETACHED);
-  err = pthread_create (&thread, &attrs, connection_thread, conn);
-  pthread_attr_destroy (&attrs);
-  if (err != 0) {
-    errno = err;
+  if (start_detached_thread (connection_thread, conn) != 0) {
     nbdkit_error ("pthread_create: %m");
     unlist_connection (conn);
     destroy_connection (conn);

@@ -123,6 +123,7 @@ extern void log_stderr_verror (const char *fs, va_list args);
 extern void log_syslog_verror (const char *fs, va_list args);
 
 /* threadlocal.c: per-thread context for messages and errors. */
+extern int start_detached_thread (void *(*fn) (void *), void *arg);
 extern void threadlocal_set_name (const char *name);
 extern const char *threadlocal_get_name (void);
 extern void threadlocal_set_instance (size_t instance);
@@ -344,6 +345,7 @@ struct connection {
 
   /* I/O: plain socket or TLS. */
   void *crypto_session;
+  bool read_ahead;              /* requests read through RBUF */
   char *rbuf;                   /* buffered requests (connections-io.c) */
   size_t rbuf_pos, rbuf_len;
   connection_recv_function recv;

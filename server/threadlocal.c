@@ -5,6 +5,9 @@
 
 #include <config.h>
 
+#include <errno.h>
+#include <pthread.h>
+
 #include <stdlib.h>
 
 #include "internal.h"
@@ -60,4 +63,23 @@ NBDKIT_DLL_PUBLIC void
 nbdkit_set_error (int err)
 {
   tl.error = err;
+}
+
+/* Start FN (ARG) in a detached thread.  0, or an error number (also
+ * left in errno).
+ */
+int
+start_detached_thread (void *(*fn) (void *), void *arg)
+{
+  pthread_t thread;
+  pthread_attr_t attrs;
+  int err;
+
+  pthread_attr_init (&attrs);
+  pthread_attr_setdetachstate (&attrs, PTHREAD_CREATE_DETACHED);
+  err = pthread_create (&thread, &attrs, fn, arg);
+  pthread_attr_destroy (&attrs);
+  if (err != 0)
+    errno = err;
+  return err;
 }
