@@ -34,12 +34,16 @@
 
 /* A block decoder and its input buffer.  Decoders are kept for reuse:
  * liblzma then keeps its dictionary allocated from one block to the
- * next, instead of allocating and page-faulting it in every time.
+ * next, instead of allocating and page-faulting it in every time.  The
+ * input buffer is as large as the largest compressed block seen, up to
+ * READ_CHUNK, so a file of small blocks does not cost 1 MiB of buffer
+ * per connection.
  */
 struct decoder {
   lzma_stream strm;
   struct decoder *next_free;
-  uint8_t inbuf[READ_CHUNK];
+  uint8_t *inbuf;
+  uint32_t inbuf_size;
 };
 
 struct xzfile {
@@ -272,6 +276,7 @@ xzfile_close (struct xzfile *xz)
   while ((d = xz->free_decoders) != NULL) {
     xz->free_decoders = d->next_free;
     lzma_end (&d->strm);
+    free (d->inbuf);
     free (d);
   }
   pthread_mutex_destroy (&xz->lock);
@@ -355,6 +360,22 @@ decode_block_header (nbdkit_next *next, const struct xz_block *blk,
 }
 
 /* Feed the compressed data of BLK (after its header) through STRM. */
+/* Make the decoder's input buffer at least SIZE bytes. */
+static int
+reserve_inbuf (struct decoder *d, uint32_t size)
+{
+  uint8_t *p;
+
+  if (d->inbuf_size >= size)
+    return 0;
+  p = realloc (d->inbuf, size);
+  if (p == NULL)
+    return -1;
+  d->inbuf = p;
+  d->inbuf_size = size;
+  return 0;
+}
+
 static int
 run_decoder (nbdkit_next *next, const struct xz_block *blk,
              uint32_t header_size, struct decoder *d, int *err)
@@ -364,6 +385,11 @@ run_decoder (nbdkit_next *next, const struct xz_block *blk,
   uint64_t remaining = blk->total_size - header_size;
   lzma_ret r;
 
+  if (reserve_inbuf (d, MIN (remaining, READ_CHUNK)) == -1) {
+    *err = errno;
+    nbdkit_error ("realloc: %m");
+    return -1;
+  }
   for (;;) {
     lzma_action action = LZMA_RUN;
 
@@ -408,6 +434,8 @@ get_decoder (struct xzfile *xz)
   if (d == NULL)
     return NULL;
   d->strm = (lzma_stream) LZMA_STREAM_INIT;
+  d->inbuf = NULL;
+  d->inbuf_size = 0;
   return d;
 }
 
