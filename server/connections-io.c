@@ -314,8 +314,12 @@ is_socket (int fd)
 void
 connection_set_raw_io (struct connection *conn)
 {
+  /* A peer address means a socket (and spares a system call). */
+  bool sock = (conn->peer_addrlen > 0 && conn->sockout == conn->sockin) ||
+    is_socket (conn->sockout);
+
   conn->recv = raw_recv;
-  conn->send = is_socket (conn->sockout) ? raw_send_socket : raw_send_other;
+  conn->send = sock ? raw_send_socket : raw_send_other;
   conn->out = conn->held;
   conn->out_cap = sizeof conn->held;
   conn->close = raw_close;

@@ -33,11 +33,6 @@ static pthread_mutex_t connections_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_counters closed_counters;
 static uint64_t connections_total;
 
-/* Connection threads still running, for a clean shutdown. */
-static unsigned running_threads;
-static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t running_cond = PTHREAD_COND_INITIALIZER;
-
 /* Read on every request, so without a lock; changes are serialized by
  * status_lock.
  */
@@ -353,7 +348,7 @@ close_reason (struct connection *conn)
 /* Serve one client from its first byte (or the handed-over handshake
  * state) to the close.
  */
-static void
+void
 serve_connection (struct connection *conn)
 {
   lock_connection ();
@@ -391,28 +386,6 @@ serve_connection (struct connection *conn)
   threadlocal_set_instance (0);
   threadlocal_free_buffer ();
   unlock_connection ();
-}
-
-static void
-thread_ended (void)
-{
-  unsigned r;
-
-  pthread_mutex_lock (&running_lock);
-  r = --running_threads;
-  pthread_cond_broadcast (&running_cond);
-  pthread_mutex_unlock (&running_lock);
-  /* -s serves one client; a draining worker waits for the last one. */
-  if (r == 0 && (config.listen_stdin || control_draining ()))
-    set_quit ();
-}
-
-static void *
-connection_thread (void *vconn)
-{
-  serve_connection (vconn);
-  thread_ended ();
-  return NULL;
 }
 
 /* Take RESUME's contents (a hand-over) into CONN. */
@@ -487,15 +460,10 @@ connection_start (int sockin, int sockout, struct handshake_resume *resume)
     return 0;
   id = conn->id;
 
-  pthread_mutex_lock (&running_lock);
-  running_threads++;
-  pthread_mutex_unlock (&running_lock);
-
-  if (start_detached_thread (connection_thread, conn) != 0) {
+  if (connection_thread_start (conn) == -1) {
     nbdkit_error ("pthread_create: %m");
     unlist_connection (conn);
     destroy_connection (conn);
-    thread_ended ();
     return 0;
   }
   return id;
@@ -513,42 +481,4 @@ connection_serve_here (int sockin, int sockout)
     return false;
   serve_connection (conn);
   return true;
-}
-
-/* At shutdown: let connections finish their requests, for at most
- * SECONDS.
- */
-bool
-connection_threads_wait (unsigned seconds)
-{
-  struct timespec deadline;
-  bool all_done = true;
-
-  connection_disconnect_all (false, CLOSE_BY_STOP);
-  clock_gettime (CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += seconds;
-
-  pthread_mutex_lock (&running_lock);
-  while (running_threads > 0) {
-    if (pthread_cond_timedwait (&running_cond, &running_lock,
-                                &deadline) == ETIMEDOUT) {
-      debug ("%u connection(s) still busy at exit", running_threads);
-      all_done = false;
-      break;
-    }
-  }
-  pthread_mutex_unlock (&running_lock);
-  return all_done;
-}
-
-/* For --run: whether the accept loop has anything left to do. */
-unsigned
-connection_threads_running (void)
-{
-  unsigned r;
-
-  pthread_mutex_lock (&running_lock);
-  r = running_threads;
-  pthread_mutex_unlock (&running_lock);
-  return r;
 }

@@ -345,6 +345,9 @@ struct connection {
 
   /* I/O: plain socket or TLS. */
   void *crypto_session;
+  bool tls_gathering;           /* records are gathered (tls-io.c) */
+  char *tls_out;                /* the gathered records */
+  size_t tls_out_len;
   bool read_ahead;              /* requests read through RBUF */
   char *rbuf;                   /* buffered requests (connections-io.c) */
   size_t rbuf_pos, rbuf_len;
@@ -389,8 +392,13 @@ extern void request_cost_end (struct connection *conn,
                               struct request_cost *c);
 
 extern bool connection_serve_here (int sockin, int sockout);
+extern void serve_connection (struct connection *conn);
+
+/* connection-threads.c */
+extern int connection_thread_start (struct connection *conn);
 extern bool connection_threads_wait (unsigned seconds);
 extern unsigned connection_threads_running (void);
+
 extern void connection_stats (struct worker_stats *stats);
 extern void connection_for_each_locked (void (*fn) (struct connection *,
                                                     void *),

@@ -43,6 +43,12 @@ struct tls_handshake_state {
 extern void tls_set_reason (gnutls_session_t session, const char *fs, ...)
   __attribute__ ((__format__ (__printf__, 2, 3)));
 
+/* tls-io.c: the encrypted recv and send of CONN once SESSION is up,
+ * and the end of the session (close_notify) before the socket closes.
+ */
+extern void tls_io_start (struct connection *conn, gnutls_session_t session);
+extern void tls_io_end (struct connection *conn);
+
 /* tls-psk.c: fill C->psk_users and C->psk from the --tls-psk file. */
 extern int tls_psk_load (struct tls_credentials *c);
 extern void tls_psk_free (struct tls_credentials *c);

@@ -40,9 +40,6 @@
  */
 #define PREFER_AES_GCM ":%SERVER_PRECEDENCE:-CHACHA20-POLY1305:+CHACHA20-POLY1305"
 
-/* A payload at least this large is never copied into the cork buffer. */
-#define LARGE_SEND (64 * 1024)
-
 /* The credentials new sessions use (replaced by reload-tls). */
 static struct tls_credentials *current_creds;
 static pthread_mutex_t creds_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -233,152 +230,13 @@ tls_reload (void)
  * raw_close in connections.c.
  */
 
-/* Map a fatal GnuTLS error to errno for the caller's message; socket
- * errors keep the errno of the failed system call.
- */
-static int
-tls_io_error (const char *fn, ssize_t r, int saved_errno)
-{
-  if ((r == GNUTLS_E_PULL_ERROR || r == GNUTLS_E_PUSH_ERROR) && saved_errno) {
-    errno = saved_errno;
-    return -1;
-  }
-  nbdkit_error ("%s: %s", fn, gnutls_strerror (r));
-  errno = EPROTO;
-  return -1;
-}
-
-static int
-tls_recv (struct connection *conn, void *vbuf, size_t len)
-{
-  gnutls_session_t session = conn->crypto_session;
-  char *buf = vbuf;
-  size_t done = 0;
-
-  while (done < len) {
-    ssize_t r;
-
-    errno = 0;
-    r = gnutls_record_recv (session, buf + done, len - done);
-    if (r > 0) {
-      done += r;
-      continue;
-    }
-    /* A peer that closes the socket without close_notify between
-     * messages has still ended cleanly as far as NBD is concerned.
-     */
-    if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
-      if (done == 0)
-        return 0;
-      errno = EBADMSG;
-      return -1;
-    }
-    if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
-      continue;
-    if (r == GNUTLS_E_REHANDSHAKE) {
-      nbdkit_error ("the client asked for TLS renegotiation, "
-                    "which is not supported");
-      errno = EPROTO;
-      return -1;
-    }
-    if (!gnutls_error_is_fatal (r)) {
-      debug ("gnutls_record_recv: %s, ignoring", gnutls_strerror (r));
-      continue;
-    }
-    return tls_io_error ("gnutls_record_recv", r, errno);
-  }
-  return 1;
-}
-
-static int
-send_all (gnutls_session_t session, const char *buf, size_t len)
-{
-  while (len > 0) {
-    ssize_t r;
-
-    errno = 0;
-    r = gnutls_record_send (session, buf, len);
-    if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
-      continue;
-    if (r < 0)
-      return tls_io_error ("gnutls_record_send", r, errno);
-    buf += r;
-    len -= r;
-  }
-  return 0;
-}
-
-static int
-uncork (gnutls_session_t session)
-{
-  int r;
-
-  do {
-    errno = 0;
-    r = gnutls_record_uncork (session, GNUTLS_RECORD_WAIT);
-  } while (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN);
-  return r < 0 ? tls_io_error ("gnutls_record_uncork", r, errno) : 0;
-}
-
-/* SEND_MORE corks the session so that a reply header and its payload
- * share TLS records.  A large payload is not copied into the cork
- * buffer: it tops up the pending record, which is flushed, and the rest
- * is encrypted straight from the caller's buffer.
- */
-static int
-tls_send (struct connection *conn, const void *vbuf, size_t len, int flags)
-{
-  gnutls_session_t session = conn->crypto_session;
-  const char *buf = vbuf;
-
-  if (len >= LARGE_SEND) {
-    size_t corked = gnutls_record_check_corked (session);
-    size_t max = gnutls_record_get_max_size (session);
-    size_t fill = corked > 0 && corked < max ? MIN (len, max - corked) : 0;
-
-    /* Uncorking also leaves corked mode, which may be on with nothing
-     * pending; it is a no-op otherwise.
-     */
-    if (send_all (session, buf, fill) == -1 || uncork (session) == -1)
-      return -1;
-    buf += fill;
-    len -= fill;
-    if (send_all (session, buf, len) == -1)
-      return -1;
-    if (flags & SEND_MORE)
-      gnutls_record_cork (session);
-    return 0;
-  }
-
-  if (flags & SEND_MORE)
-    gnutls_record_cork (session);
-  if (send_all (session, buf, len) == -1)
-    return -1;
-  if (!(flags & SEND_MORE))
-    return uncork (session);
-  return 0;
-}
-
-/* Send close_notify without waiting: a peer that stopped reading must
- * not hold up the close, so the socket is made non-blocking first.
+/* End the session (tls-io.c), then drop its credentials and close the
+ * socket.
  */
 static void
 tls_close (struct connection *conn)
 {
-  gnutls_session_t session = conn->crypto_session;
-
-  if (session) {
-    int fl = fcntl (conn->sockout, F_GETFL), r;
-    if (fl >= 0)
-      fcntl (conn->sockout, F_SETFL, fl | O_NONBLOCK);
-    do
-      r = gnutls_bye (session, GNUTLS_SHUT_WR);
-    while (r == GNUTLS_E_INTERRUPTED);
-    if (r < 0)
-      debug ("gnutls_bye: %s", gnutls_strerror (r));
-    gnutls_deinit (session);
-    conn->crypto_session = NULL;
-  }
+  tls_io_end (conn);
   credentials_unref (conn->tls_credentials);
   conn->tls_credentials = NULL;
   if (conn->sockin >= 0)
@@ -536,12 +394,9 @@ tls_upgrade (struct connection *conn)
       debug_session_details (session);
   }
 
-  conn->crypto_session = session;
   conn->tls_credentials = creds;
-  conn->recv = tls_recv;
-  conn->send = tls_send;
+  tls_io_start (conn, session);
   conn->close = tls_close;
-  conn->using_tls = true;
   return 0;
 }
 
