@@ -83,6 +83,8 @@ build_helpers ()
   done
   cc -O2 -Wall -Wextra -o "$work_dir/limits" "$bench_dir/limits.c" ||
     die "failed to build bench/limits.c"
+  cc -O2 -Wall -Wextra -pthread -o "$work_dir/rawio" "$bench_dir/rawio.c" ||
+    die "failed to build bench/rawio.c"
 }
 
 make_random_source ()

@@ -14,9 +14,10 @@
 figures=(seq_first_write seq_write seq_read seq_read_cpu
          rand_read_q1_c1 rand_read_q32_c1 rand_read_q1_c4 rand_read_q32_c4
          rand_write_q1_c1 rand_write_q32_c1 rand_write_q1_c4 rand_write_q32_c4
+         raw_read_q32_c1 raw_write_q32_c1
          connect idle_rss
-         file_seq_read file_rand_read_q32_c1
-         proxy_seq_read proxy_rand_read_q32_c1
+         file_seq_read file_rand_read_q32_c1 file_raw_read_q32_c1
+         proxy_seq_read proxy_rand_read_q32_c1 proxy_raw_read_q32_c1
          tls_seq_read tls_seq_read_cpu tls_seq_read_pct)
 declare -A figure_label=(
   [seq_first_write]="Sequential first write (allocating, 1 run), MiB/s"
@@ -31,12 +32,16 @@ declare -A figure_label=(
   [rand_write_q32_c1]="4K random write IOPS, QD32, 1 conn"
   [rand_write_q1_c4]="4K random write IOPS, QD1, 4 conns"
   [rand_write_q32_c4]="4K random write IOPS, QD32, 4 conns"
+  [raw_read_q32_c1]="4K random read IOPS, QD32, 1 conn, batching client (rawio)"
+  [raw_write_q32_c1]="4K random write IOPS, QD32, 1 conn, batching client (rawio)"
   [connect]="Connect + handshake, µs (lower is better)"
   [idle_rss]="Memory per idle connection, KiB ($IDLE_CONNS conns, 1 run; lower is better)"
   [file_seq_read]="File plugin: sequential read, MiB/s"
   [file_rand_read_q32_c1]="File plugin: 4K random read IOPS, QD32, 1 conn"
+  [file_raw_read_q32_c1]="File plugin: 4K random read IOPS, QD32, 1 conn, rawio"
   [proxy_seq_read]="nbd plugin proxy: sequential read, MiB/s"
   [proxy_rand_read_q32_c1]="nbd plugin proxy: 4K random read IOPS, QD32, 1 conn"
+  [proxy_raw_read_q32_c1]="nbd plugin proxy: 4K random read IOPS, QD32, 1 conn, rawio"
   [tls_seq_read]="TLS (PSK): sequential read, MiB/s"
   [tls_seq_read_cpu]="TLS (PSK): sequential read, server CPU ms per GiB (lower is better)"
   [tls_seq_read_pct]="TLS read as % of ours plaintext sequential read"
@@ -93,14 +98,15 @@ timed_copy ()
 # The client command for one figure against one URI; prints one number.
 run_figure ()
 {
-  local figure=$1 uri=$2 kind depth conns flag=
+  local figure=$1 uri=$2 client kind depth conns flag=
   case $figure in
     seq_first_write|seq_write) timed_copy "$source_file" "$uri" ;;
     seq_read) timed_copy "$uri" null: ;;
-    rand_*)
-      IFS=_ read -r _ kind depth conns <<<"$figure"
+    rand_*|raw_*)
+      IFS=_ read -r client kind depth conns <<<"$figure"
       [[ $kind == write ]] && flag=-w
-      timeout --kill-after=5 $((${DURATION%.*} + 20)) "$work_dir/randio" \
+      [[ $client == raw ]] && client=rawio || client=randio
+      timeout --kill-after=5 $((${DURATION%.*} + 20)) "$work_dir/$client" \
         $flag -q "${depth#q}" -c "${conns#c}" -t "$DURATION" "$uri" ;;
     connect)
       timeout --kill-after=5 60 \
@@ -230,7 +236,7 @@ derive_figures ()
   # qemu-nbd and nbd-server serve files in /dev/shm already: their file
   # rows are their main figures.
   for server in qemu-nbd nbd-server; do
-    for figure in file_seq_read file_rand_read_q32_c1; do
+    for figure in file_seq_read file_rand_read_q32_c1 file_raw_read_q32_c1; do
       [[ -n ${result[$server|${figure#file_}]:-} ]] &&
         result[$server|$figure]=${result[$server|${figure#file_}]}
     done
