@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "utils.h"
 #include "cleanup.h"
 
 /* Connections in their handshake, and the watchdog that times them out. */
@@ -25,15 +26,6 @@ static pthread_mutex_t watchdog_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t watchdog_cond = PTHREAD_COND_INITIALIZER;
 static unsigned in_handshake;
 static pthread_once_t watchdog_once = PTHREAD_ONCE_INIT;
-
-static int64_t
-now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Enough file descriptors for the connection limit: each connection
  * holds its socket and, with parallel requests, a wake-up pipe.
@@ -88,7 +80,7 @@ watchdog_thread (void *arg)
     pthread_mutex_unlock (&watchdog_lock);
 
     nanosleep (&(struct timespec) { .tv_nsec = 500000000 }, NULL);
-    now = now_ns ();
+    now = monotonic_ns ();
     connection_for_each_locked (expire_one, &now);
   }
   return NULL;
@@ -109,7 +101,7 @@ connection_limits_handshake_begin (struct connection *conn)
     return;
   pthread_once (&watchdog_once, start_watchdog);
   __atomic_store_n (&conn->handshake_deadline,
-                    now_ns () + (int64_t) config.handshake_timeout *
+                    monotonic_ns () + (int64_t) config.handshake_timeout *
                     1000000000, __ATOMIC_RELEASE);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&watchdog_lock);
   if (in_handshake++ == 0)

@@ -41,6 +41,7 @@
 #include <sys/resource.h>
 
 #include "internal.h"
+#include "utils.h"
 #include "cleanup.h"
 
 #define LONG_REQUEST_NS 1000000
@@ -59,15 +60,6 @@ static bool watch_active;       /* the watchdog is awake */
 static bool watch_failed;       /* it could not be started */
 
 static __thread pid_t my_tid;
-
-static int64_t
-now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void
 go_parallel (struct connection *conn, const char *why)
@@ -158,7 +150,7 @@ watchdog_thread (void *arg)
     pthread_mutex_unlock (&watch_lock);
 
     nanosleep (&(struct timespec) { .tv_nsec = WATCH_INTERVAL_NS }, NULL);
-    tick.now = now_ns ();
+    tick.now = monotonic_ns ();
     connection_for_each_locked (check_one, &tick);
     if (tick.busy) {
       quiet = 0;
@@ -173,7 +165,7 @@ watchdog_thread (void *arg)
     pthread_mutex_lock (&watch_lock);
     __atomic_store_n (&watch_active, false, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock (&watch_lock);
-    tick.now = now_ns ();
+    tick.now = monotonic_ns ();
     connection_for_each_locked (check_one, &tick);
     if (tick.busy) {
       pthread_mutex_lock (&watch_lock);
@@ -230,7 +222,7 @@ request_cost_begin (struct connection *conn, struct request_cost *c)
   if (my_tid == 0)
     my_tid = gettid ();
   __atomic_store_n (&conn->serving_tid, my_tid, __ATOMIC_RELEASE);
-  __atomic_store_n (&conn->serving_since, now_ns (), __ATOMIC_SEQ_CST);
+  __atomic_store_n (&conn->serving_since, monotonic_ns (), __ATOMIC_SEQ_CST);
   if (!__atomic_load_n (&watch_active, __ATOMIC_SEQ_CST))
     wake_watchdog ();
 

@@ -225,14 +225,16 @@ connection_input_pending (struct connection *conn)
   return conn->rbuf_pos < conn->rbuf_len;
 }
 
-static int
-raw_send_other (struct connection *conn, const void *vbuf, size_t len,
-                int flags)
+/* Write all LEN bytes to FD (a pipe, or a socket when SIGPIPE is
+ * ignored, as it is here).  0, or -1 with errno set.
+ */
+int
+write_all (int fd, const void *vbuf, size_t len)
 {
   const char *buf = vbuf;
 
   while (len > 0) {
-    ssize_t r = write (conn->sockout, buf, len);
+    ssize_t r = write (fd, buf, len);
     if (r == -1) {
       if (errno == EINTR || errno == EAGAIN)
         continue;
@@ -242,6 +244,13 @@ raw_send_other (struct connection *conn, const void *vbuf, size_t len,
     len -= r;
   }
   return 0;
+}
+
+static int
+raw_send_other (struct connection *conn, const void *vbuf, size_t len,
+                int flags)
+{
+  return write_all (conn->sockout, vbuf, len);
 }
 
 static void

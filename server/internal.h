@@ -393,6 +393,7 @@ extern void request_cost_end (struct connection *conn,
 
 extern bool connection_serve_here (int sockin, int sockout);
 extern void serve_connection (struct connection *conn);
+extern int write_all (int fd, const void *buf, size_t len);
 
 /* connection-threads.c */
 extern int connection_thread_start (struct connection *conn);

@@ -31,23 +31,6 @@
  */
 #define GATHER_SIZE (264 * 1024)
 
-/* Write LEN bytes to the socket, whatever it takes. */
-static int
-write_all (int fd, const char *buf, size_t len)
-{
-  while (len > 0) {
-    ssize_t r = send (fd, buf, len, MSG_NOSIGNAL);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    buf += r;
-    len -= r;
-  }
-  return 0;
-}
-
 static int
 flush_gathered (struct connection *conn)
 {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <time.h>
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -17,6 +18,16 @@ static inline bool
 is_power_of_2 (uint64_t v)
 {
   return v && (v & (v - 1)) == 0;
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline int64_t
+monotonic_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Round up/down to a multiple of N, a power of 2. */
