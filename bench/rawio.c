@@ -7,8 +7,8 @@
  * are sent together in one write, so the client costs about one read
  * and one write per batch of replies instead of several system calls
  * per request.  Read payloads are still copied out, as a real client
- * would.  Plaintext only: nbd+unix:///?socket=PATH or nbd://HOST:PORT/
- * with the default export; simple replies.  Not part of the test suite.
+ * would.  Plaintext only: nbd+unix:///[NAME]?socket=PATH or
+ * nbd://HOST:PORT/[NAME]; simple replies.  Not part of the test suite.
  */
 
 #include <endian.h>
@@ -164,22 +164,45 @@ connect_uri (const char *uri)
   return -1;
 }
 
-/* Fixed newstyle handshake, NBD_OPT_GO for the default export.  The
+/* The export name in the URI's path (nbd+unix:///NAME?socket=...,
+ * nbd://HOST:PORT/NAME), not percent-decoded; "" for the default.
+ */
+static void
+export_name (const char *uri, char *name, size_t size)
+{
+  const char *p = strstr (uri, "://");
+  size_t n;
+
+  p = p ? strchr (p + 3, '/') : NULL;
+  n = p ? strcspn (p + 1, "?#") : 0;
+  if (n >= size)
+    n = 0;
+  memcpy (name, p ? p + 1 : "", n);
+  name[n] = '\0';
+}
+
+/* Fixed newstyle handshake, NBD_OPT_GO for the URI's export.  The
  * export's size, or -1.
  */
 static int64_t
-handshake (int fd, bool *read_only)
+handshake (int fd, const char *uri, bool *read_only)
 {
-  char greeting[18];
+  char greeting[18], name[256];
   uint32_t cflags = htobe32 (3);   /* FIXED_NEWSTYLE | NO_ZEROES */
   struct __attribute__ ((packed)) {
-    uint64_t magic; uint32_t opt, len, namelen; uint16_t ninfo;
-  } go = { htobe64 (OPTS_MAGIC), htobe32 (OPT_GO), htobe32 (6), 0, 0 };
+    uint64_t magic; uint32_t opt, len, namelen;
+  } go = { htobe64 (OPTS_MAGIC), htobe32 (OPT_GO), 0, 0 };
+  uint16_t ninfo = 0;
   int64_t size = -1;
 
+  export_name (uri, name, sizeof name);
+  go.len = htobe32 (4 + strlen (name) + 2);
+  go.namelen = htobe32 (strlen (name));
   if (read_all (fd, greeting, sizeof greeting) == -1 ||
       memcmp (greeting, "NBDMAGICIHAVEOPT", 16) != 0 ||
-      write_all (fd, &cflags, 4) == -1 || write_all (fd, &go, sizeof go) == -1)
+      write_all (fd, &cflags, 4) == -1 || write_all (fd, &go, sizeof go) == -1 ||
+      write_all (fd, name, strlen (name)) == -1 ||
+      write_all (fd, &ninfo, 2) == -1)
     return -1;
   for (;;) {
     struct __attribute__ ((packed)) {
@@ -320,7 +343,7 @@ worker_main (void *arg)
   w->data = malloc (o->block_size);
   w->fd = connect_uri (o->uri);
   if (w->rbuf && w->wbuf && w->data && w->fd >= 0 &&
-      (size = handshake (w->fd, &read_only)) > 0) {
+      (size = handshake (w->fd, o->uri, &read_only)) > 0) {
     w->blocks = size / o->block_size;
     connected = w->blocks > 0 && !(o->write && read_only);
   }
@@ -413,10 +436,10 @@ main (int argc, char *argv[])
       last_finish = workers[i].finished_at;
   }
   free (workers);
-  if (!ok || failed > 0) {
+  if (failed > 0)
     fprintf (stderr, "rawio: %" PRIu64 " requests failed\n", failed);
+  if (!ok || failed > 0)
     return EXIT_FAILURE;
-  }
   printf ("%.0f\n", completed / (last_finish - start_time));
   return EXIT_SUCCESS;
 

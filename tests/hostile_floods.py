@@ -42,7 +42,30 @@ def wait_settled(fds0, what, limit=30):
     while nfds() > fds0 and time.monotonic() < deadline:
         time.sleep(0.05)
     if nfds() > fds0:
-        raise AssertionError("%s: %d fds before, %d after" % (what, fds0, nfds()))
+        raise AssertionError("%s: %d fds before, %d after\n%s"
+                             % (what, fds0, nfds(), server_state()))
+
+
+def server_state():
+    """The server's descriptors and what its threads wait in, so that a
+    failure says which connection stayed open and where it is stuck."""
+    lines = []
+    for fd in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+        try:
+            lines.append("fd %s -> %s"
+                         % (fd, os.readlink("/proc/%d/fd/%s" % (pid, fd))))
+        except OSError:
+            pass
+    for tid in sorted(os.listdir("/proc/%d/task" % pid), key=int):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open("/proc/%d/task/%s/wchan" % (pid, tid)) as f:
+                wchan = f.read()
+            lines.append("thread %s: %s %s" % (tid, state, wchan))
+        except OSError:
+            pass
+    return "\n".join(lines)
 
 
 def probe(what):
