@@ -14,14 +14,7 @@
 
 #include <libnbd.h>
 
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "loadgen.h"
 
 static int
 compare_doubles (const void *a, const void *b)

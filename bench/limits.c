@@ -30,16 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
+
 #define GIB (1024.0 * 1024.0 * 1024.0)
-
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static unsigned long
 parse_count (const char *arg, const char *what)

@@ -18,6 +18,8 @@
 
 #include <libnbd.h>
 
+#include "loadgen.h"
+
 /* What the whole run does, from the command line. */
 struct options {
   const char *uri;
@@ -45,27 +47,6 @@ struct worker {
 
 static pthread_barrier_t start_barrier;
 static double start_time;       /* set by the main thread at the barrier */
-
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-next_random (uint64_t *state)
-{
-  uint64_t x = *state;
-
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  *state = x;
-  return x;
-}
 
 static int
 command_done (void *user_data, int *error)
@@ -188,21 +169,6 @@ usage (FILE *fp, int status)
   exit (status);
 }
 
-static unsigned long
-parse_number (const char *arg, unsigned long min, unsigned long max)
-{
-  char *end;
-  unsigned long value;
-
-  errno = 0;
-  value = strtoul (arg, &end, 10);
-  if (errno != 0 || end == arg || *end != '\0' || value < min || value > max) {
-    fprintf (stderr, "randio: bad number: %s\n", arg);
-    exit (EXIT_FAILURE);
-  }
-  return value;
-}
-
 static void
 parse_argv (int argc, char *argv[], struct options *o)
 {
@@ -213,10 +179,10 @@ parse_argv (int argc, char *argv[], struct options *o)
   while ((c = getopt (argc, argv, "wq:c:t:b:h")) != -1) {
     switch (c) {
     case 'w': o->write = true; break;
-    case 'q': o->depth = parse_number (optarg, 1, 1024); break;
-    case 'c': o->connections = parse_number (optarg, 1, 256); break;
+    case 'q': o->depth = parse_number ("randio", optarg, 1, 1024); break;
+    case 'c': o->connections = parse_number ("randio", optarg, 1, 256); break;
     case 't': o->seconds = atof (optarg); break;
-    case 'b': o->block_size = parse_number (optarg, 1, 32 << 20); break;
+    case 'b': o->block_size = parse_number ("randio", optarg, 1, 32 << 20); break;
     case 'h': usage (stdout, EXIT_SUCCESS); break;
     default: usage (stderr, EXIT_FAILURE);
     }

@@ -26,6 +26,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "loadgen.h"
+
 #define OPTS_MAGIC 0x49484156454F5054ULL     /* "IHAVEOPT" */
 #define REP_MAGIC 0x3e889045565a9ULL
 #define REQUEST_MAGIC 0x25609513
@@ -61,27 +63,6 @@ struct worker {
 
 static pthread_barrier_t start_barrier;
 static double start_time;
-
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-next_random (uint64_t *state)
-{
-  uint64_t x = *state;
-
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  *state = x;
-  return x;
-}
 
 static int
 write_all (int fd, const void *vbuf, size_t len)
@@ -364,21 +345,6 @@ worker_main (void *arg)
   return NULL;
 }
 
-static unsigned long
-parse_number (const char *arg, unsigned long min, unsigned long max)
-{
-  char *end;
-  unsigned long value;
-
-  errno = 0;
-  value = strtoul (arg, &end, 10);
-  if (errno != 0 || end == arg || *end != '\0' || value < min || value > max) {
-    fprintf (stderr, "rawio: bad number: %s\n", arg);
-    exit (EXIT_FAILURE);
-  }
-  return value;
-}
-
 int
 main (int argc, char *argv[])
 {
@@ -394,10 +360,10 @@ main (int argc, char *argv[])
   while ((c = getopt (argc, argv, "wq:c:t:b:")) != -1) {
     switch (c) {
     case 'w': o.write = true; break;
-    case 'q': o.depth = parse_number (optarg, 1, 1024); break;
-    case 'c': o.connections = parse_number (optarg, 1, 256); break;
+    case 'q': o.depth = parse_number ("rawio", optarg, 1, 1024); break;
+    case 'c': o.connections = parse_number ("rawio", optarg, 1, 256); break;
     case 't': o.seconds = atof (optarg); break;
-    case 'b': o.block_size = parse_number (optarg, 1, 1 << 20); break;
+    case 'b': o.block_size = parse_number ("rawio", optarg, 1, 1 << 20); break;
     default: goto usage;
     }
   }
