@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * Forwarding requests over one upstream connection.  Client threads send
- * with libnbd's asynchronous API and then sleep; one reader thread per
- * connection polls the socket so that libnbd can read replies (and finish
- * sending requests the socket could not take at once), and each reply's
- * completion callback wakes the client thread that is waiting for it.
- * Many requests are therefore in flight on the connection at once.
+ * Forwarding requests over one upstream connection.  One thread per
+ * connection owns the libnbd handle: client threads queue their requests
+ * (a lock-free list) and sleep; the owner sends them with libnbd's
+ * asynchronous API, polls the socket so that libnbd can read the replies,
+ * and each reply's completion callback wakes the client thread that waits
+ * for it.  Many requests are therefore in flight on the connection at
+ * once, and client threads never contend for the handle's lock, which is
+ * what made a proxy slow when every thread sent for itself.
  */
 
 #include <config.h>
@@ -16,6 +18,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,7 +34,7 @@
  */
 #define DISCONNECT_GRACE_SECONDS 5
 
-/* Wake the reader so that it polls again with libnbd's current wishes. */
+/* Wake the owner thread so that it polls again with libnbd's current wishes. */
 static void
 upstream_kick (struct upstream *u)
 {
@@ -63,63 +66,196 @@ connection_over (struct nbd_handle *nbd)
   return nbd_aio_is_dead (nbd) || nbd_aio_is_closed (nbd);
 }
 
-/* The reader loop.  It ends when the connection is closed or dead (libnbd
- * has then failed every request still in flight, so no client thread is
- * left waiting) or when upstream_stop asks it to.  Every libnbd call
- * takes the handle's lock, which client threads need in order to send,
- * so each round makes only two: the direction, and the notification.
+/* The marker that closes the queue when the owner thread has ended:
+ * requests queued after that fail at once.
+ */
+static struct request queue_closed;
+
+/* Called by libnbd in the owner thread when the reply has arrived or the
+ * request has been failed.  A semaphore, because the waiter may return
+ * and discard R as soon as it is posted: sem_post is safe against that,
+ * and it wakes the waiter without making it contend for a mutex that
+ * this thread still holds.
+ */
+static int
+request_completed (void *user_data, int *error)
+{
+  struct request *r = user_data;
+
+  r->err = *error;
+  sem_post (&r->done);
+  return 1;                     /* retire the command */
+}
+
+/* The server's base:allocation flags are nbdkit's extent types. */
+static int
+request_extents (void *user_data, const char *metacontext, uint64_t offset,
+                 uint32_t *entries, size_t nr_entries, int *error)
+{
+  struct request *r = user_data;
+
+  if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+    return 0;
+  for (size_t i = 0; i + 1 < nr_entries; i += 2) {
+    if (nbdkit_add_extent (r->extents, offset, entries[i],
+                           entries[i + 1] & (NBDKIT_EXTENT_HOLE |
+                                             NBDKIT_EXTENT_ZERO)) == -1) {
+      *error = errno ? errno : EIO;
+      return -1;
+    }
+    offset += entries[i];
+  }
+  return 0;
+}
+
+/* Hand R to libnbd; the cookie, or -1 if it could not be sent. */
+static int64_t
+submit (struct nbd_handle *nbd, struct request *r)
+{
+  nbd_completion_callback done = {
+    .callback = request_completed, .user_data = r,
+  };
+
+  switch (r->op) {
+  case REQUEST_PREAD:
+    return nbd_aio_pread (nbd, r->buf, r->count, r->offset, done, 0);
+  case REQUEST_PWRITE:
+    return nbd_aio_pwrite (nbd, r->buf, r->count, r->offset, done, r->flags);
+  case REQUEST_FLUSH:
+    return nbd_aio_flush (nbd, done, 0);
+  case REQUEST_TRIM:
+    return nbd_aio_trim (nbd, r->count, r->offset, done, r->flags);
+  case REQUEST_ZERO:
+    return nbd_aio_zero (nbd, r->count, r->offset, done, r->flags);
+  case REQUEST_EXTENTS:
+    return nbd_aio_block_status (nbd, r->count, r->offset,
+                                 (nbd_extent_callback) {
+                                   .callback = request_extents,
+                                   .user_data = r },
+                                 done, r->flags);
+  case REQUEST_CACHE:
+    return nbd_aio_cache (nbd, r->count, r->offset, done, 0);
+  }
+  abort ();
+}
+
+/* A request that never reached libnbd (or the server) is answered here,
+ * with libnbd's message copied: it is kept per thread, and the client
+ * thread reports it.
+ */
+static void
+refuse (struct request *r, int err, const char *message)
+{
+  r->unsent = true;
+  r->err = err;
+  snprintf (r->message, sizeof r->message, "%s", message);
+  sem_post (&r->done);
+}
+
+/* Send everything client threads have queued, oldest first. */
+static void
+submit_queued (struct upstream *u)
+{
+  struct request *list = __atomic_exchange_n (&u->queue, NULL,
+                                              __ATOMIC_SEQ_CST);
+  struct request *fifo = NULL;
+
+  while (list) {
+    struct request *next = list->next;
+    list->next = fifo;
+    fifo = list;
+    list = next;
+  }
+  while (fifo) {
+    struct request *r = fifo;
+    fifo = r->next;             /* R may be gone once it is answered */
+    if (submit (u->nbd, r) == -1)
+      refuse (r, upstream_errno (nbd_get_errno ()), nbd_get_error ());
+  }
+}
+
+/* Close the queue for good and fail what is in it. */
+static void
+close_queue (struct upstream *u)
+{
+  struct request *list = __atomic_exchange_n (&u->queue, &queue_closed,
+                                              __ATOMIC_SEQ_CST);
+
+  while (list) {
+    struct request *r = list;
+    list = r->next;
+    refuse (r, EIO, "the connection to the NBD server was lost");
+  }
+}
+
+/* Sleep until the socket is ready the way libnbd wants, or a client
+ * thread queued a request, or upstream_stop kicked.  The idle flag and
+ * the queue are a pair: a client thread queues and then looks at the
+ * flag, this thread sets the flag and then looks at the queue, so one of
+ * them sees the other and no request waits for a wakeup that never comes.
+ */
+static int
+wait_for_work (struct upstream *u, int fd, unsigned dir)
+{
+  struct pollfd fds[2] = {
+    { .fd = fd, .events = 0 },
+    { .fd = u->wake[0], .events = POLLIN },
+  };
+  int r;
+
+  if (dir & LIBNBD_AIO_DIRECTION_READ)
+    fds[0].events |= POLLIN;
+  if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+    fds[0].events |= POLLOUT;
+
+  __atomic_store_n (&u->idle, true, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n (&u->queue, __ATOMIC_SEQ_CST) != NULL) {
+    __atomic_store_n (&u->idle, false, __ATOMIC_SEQ_CST);
+    return 0;
+  }
+  r = poll (fds, 2, -1);
+  __atomic_store_n (&u->idle, false, __ATOMIC_SEQ_CST);
+  if (r == -1) {
+    if (errno != EINTR) {
+      nbdkit_debug ("nbd: poll: %m");
+      nbdkit_nanosleep (0, 10 * 1000 * 1000);
+    }
+    return 0;
+  }
+  if (fds[1].revents & POLLIN)
+    drain_wake_pipe (u);
+  return fds[0].revents;
+}
+
+/* The owner thread.  It ends when the connection is closed or dead (libnbd
+ * has then failed every request in flight, and the queue is closed) or
+ * when upstream_stop asks it to.
  */
 static void *
-reader_thread (void *arg)
+owner_thread (void *arg)
 {
   struct upstream *u = arg;
   struct nbd_handle *nbd = u->nbd;
   /* The socket stays the same for the whole transmission phase. */
   const int fd = nbd_aio_get_fd (nbd);
 
-  if (fd == -1)
-    return NULL;
+  while (fd >= 0 && !stop_requested (u)) {
+    unsigned dir;
+    int revents, r = 0;
 
-  while (!stop_requested (u)) {
-    unsigned dir = nbd_aio_get_direction (nbd);
-    struct pollfd fds[2];
-    int r = 0;
-
-    fds[0].fd = fd;
-    fds[0].events = 0;
-    if (dir & LIBNBD_AIO_DIRECTION_READ)
-      fds[0].events |= POLLIN;
-    if (dir & LIBNBD_AIO_DIRECTION_WRITE)
-      fds[0].events |= POLLOUT;
-    fds[0].revents = 0;
-    fds[1].fd = u->wake[0];
-    fds[1].events = POLLIN;
-    fds[1].revents = 0;
-
+    submit_queued (u);
+    dir = nbd_aio_get_direction (nbd);
     /* Nothing to wait for: the connection has ended. */
     if (dir == 0 && connection_over (nbd))
       break;
 
-    if (poll (fds, 2, -1) == -1) {
-      if (errno != EINTR) {
-        nbdkit_debug ("nbd: poll: %m");
-        nbdkit_nanosleep (0, 10 * 1000 * 1000);
-      }
-      continue;
-    }
-    /* A wakeup may mean that a client thread found the connection dead. */
-    if (fds[1].revents & POLLIN) {
-      drain_wake_pipe (u);
-      if (connection_over (nbd))
-        break;
-    }
-
+    revents = wait_for_work (u, fd, dir);
     /* A hang-up or error is discovered by reading: libnbd then moves the
      * handle to the dead state and fails the requests in flight.
      */
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
+    if (revents & (POLLIN | POLLHUP | POLLERR))
       r = nbd_aio_notify_read (nbd);
-    else if (fds[0].revents & POLLOUT)
+    else if (revents & POLLOUT)
       r = nbd_aio_notify_write (nbd);
     if (r == -1) {
       nbdkit_debug ("nbd: upstream connection: %s", nbd_get_error ());
@@ -130,10 +266,11 @@ reader_thread (void *arg)
 
   if (nbd_aio_is_dead (nbd))
     nbdkit_debug ("nbd: the connection to the NBD server is dead");
+  close_queue (u);
   return NULL;
 }
 
-/* Take ownership of a connected handle and start its reader thread. */
+/* Take ownership of a connected handle and start its owner thread. */
 struct upstream *
 upstream_start (struct nbd_handle *nbd)
 {
@@ -154,10 +291,10 @@ upstream_start (struct nbd_handle *nbd)
     return NULL;
   }
 
-  /* Signals are for nbdkit's own threads: the reader blocks them all. */
+  /* Signals are for nbdkit's own threads: the owner blocks them all. */
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &old);
-  err = pthread_create (&u->reader, NULL, reader_thread, u);
+  err = pthread_create (&u->owner, NULL, owner_thread, u);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   if (err != 0) {
     errno = err;
@@ -171,8 +308,8 @@ upstream_start (struct nbd_handle *nbd)
   return u;
 }
 
-/* Disconnect politely, stop the reader and free everything.  No request
- * may be in flight from a client thread any more.
+/* Disconnect politely, stop the owner thread and free everything.  No
+ * request may be in flight from a client thread any more.
  */
 void
 upstream_stop (struct upstream *u)
@@ -182,7 +319,7 @@ upstream_stop (struct upstream *u)
   if (u == NULL)
     return;
 
-  /* NBD_CMD_DISC: the server closes its end, the reader sees that and
+  /* NBD_CMD_DISC: the server closes its end, the owner sees that and
    * exits by itself.  A server that does not react is cut off after a
    * grace period.
    */
@@ -190,12 +327,12 @@ upstream_stop (struct upstream *u)
     upstream_kick (u);
   clock_gettime (CLOCK_REALTIME, &deadline);
   deadline.tv_sec += DISCONNECT_GRACE_SECONDS;
-  if (pthread_timedjoin_np (u->reader, NULL, &deadline) != 0) {
+  if (pthread_timedjoin_np (u->owner, NULL, &deadline) != 0) {
     nbdkit_debug ("nbd: the NBD server did not close the connection, "
                   "closing it now");
     __atomic_store_n (&u->stopping, true, __ATOMIC_RELEASE);
     upstream_kick (u);
-    pthread_join (u->reader, NULL);
+    pthread_join (u->owner, NULL);
   }
 
   /* This also reaps (or ends) a server started with command=. */
@@ -205,82 +342,56 @@ upstream_stop (struct upstream *u)
   free (u);
 }
 
-void
-request_init (struct request *r)
-{
-  sem_init (&r->done, 0, 0);
-  r->err = 0;
-}
-
-/* Called by libnbd (usually in the reader thread) when the reply has
- * arrived or the request has been failed.  A semaphore, because the
- * waiter may return and discard R as soon as it is posted: sem_post is
- * safe against that, and it wakes the waiter without making it contend
- * for a mutex that this thread still holds.
+/* Queue R for the owner thread and wake it if it sleeps.  Only the
+ * first request queued since the owner last emptied the queue needs to
+ * look: whoever queued below it has already seen to the owner.
  */
-static int
-request_completed (void *user_data, int *error)
+static bool
+enqueue (struct upstream *u, struct request *r)
 {
-  struct request *r = user_data;
+  struct request *old = __atomic_load_n (&u->queue, __ATOMIC_SEQ_CST);
 
-  r->err = *error;
-  sem_post (&r->done);
-  return 1;                     /* retire the command */
+  do {
+    if (old == &queue_closed)
+      return false;
+    r->next = old;
+  } while (!__atomic_compare_exchange_n (&u->queue, &old, r, true,
+                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+  if (old == NULL && __atomic_load_n (&u->idle, __ATOMIC_SEQ_CST))
+    upstream_kick (u);
+  return true;
 }
 
-nbd_completion_callback
-request_completion (struct request *r)
-{
-  return (nbd_completion_callback) {
-    .callback = request_completed, .user_data = r,
-  };
-}
-
-/* COOKIE is what the nbd_aio_* call that used R's completion returned.
- * Wait for the reply and turn it into the plugin's 0 / -1 with an errno.
+/* Forward R, wait for the reply and turn it into the plugin's 0, or -1
+ * with an error reported and an errno set.
  */
 int
-request_finish (struct upstream *u, struct request *r, int64_t cookie,
-                const char *what)
+upstream_request (struct upstream *u, struct request *r, const char *what)
 {
   int err;
 
-  if (cookie == -1) {
-    /* Not sent at all, so the completion will never run. */
-    err = upstream_errno (nbd_get_errno ());
-    nbdkit_error ("%s: %s", what, nbd_get_error ());
-    if (connection_over (u->nbd)) {
-      err = EIO;
-      upstream_kick (u);        /* the reader may not have noticed */
-    }
+  r->err = 0;
+  r->unsent = false;
+  sem_init (&r->done, 0, 0);
+  if (!enqueue (u, r))
+    refuse (r, EIO, "the connection to the NBD server was lost");
+  while (sem_wait (&r->done) == -1)
+    assert (errno == EINTR);
+  sem_destroy (&r->done);
+
+  err = r->err;
+  if (err == 0)
+    return 0;
+  if (r->unsent)
+    nbdkit_error ("%s: %s", what, r->message);
+  else if (connection_over (u->nbd)) {
+    nbdkit_error ("%s: the connection to the NBD server was lost", what);
+    err = EIO;
   }
   else {
-    /* libnbd sends from this thread; if the socket could not take the
-     * whole request, the reader has to finish sending it.
-     */
-    if (nbd_aio_get_direction (u->nbd) & LIBNBD_AIO_DIRECTION_WRITE)
-      upstream_kick (u);
-
-    while (sem_wait (&r->done) == -1)
-      assert (errno == EINTR);
-    err = r->err;
-    if (err != 0) {
-      if (connection_over (u->nbd)) {
-        nbdkit_error ("%s: the connection to the NBD server was lost", what);
-        err = EIO;
-        upstream_kick (u);
-      }
-      else {
-        nbdkit_debug ("%s: the NBD server replied: %s", what, strerror (err));
-        err = upstream_errno (err);
-      }
-    }
+    nbdkit_debug ("%s: the NBD server replied: %s", what, strerror (err));
+    err = upstream_errno (err);
   }
-
-  sem_destroy (&r->done);
-  if (err != 0) {
-    nbdkit_set_error (err);
-    return -1;
-  }
-  return 0;
+  nbdkit_set_error (err);
+  return -1;
 }

@@ -87,26 +87,44 @@ extern struct nbd_handle *upstream_connect (const char *export,
                                             bool negotiate_only);
 extern int upstream_errno (int err);
 
-/* forward.c: one upstream connection with a reader thread, and the
+/* forward.c: one upstream connection with an owner thread, and the
  * requests that client threads send over it concurrently.
  */
+struct request;
+
 struct upstream {
   struct nbd_handle *nbd;
-  int wake[2];                  /* pipe: wakes the reader out of poll */
-  pthread_t reader;
-  bool stopping;                /* set (atomically) to end the reader */
+  int wake[2];                  /* pipe: wakes the owner out of poll */
+  pthread_t owner;
+  struct request *queue;        /* lock-free list of requests to send */
+  bool idle;                    /* the owner is (about to be) in poll */
+  bool stopping;                /* set (atomically) to end the owner */
 };
 
+enum request_op {
+  REQUEST_PREAD, REQUEST_PWRITE, REQUEST_FLUSH, REQUEST_TRIM, REQUEST_ZERO,
+  REQUEST_EXTENTS, REQUEST_CACHE,
+};
+
+/* A request on the stack of the client thread that waits for it. */
 struct request {
-  sem_t done;                   /* posted by the completion callback */
-  int err;                      /* errno from the completion callback */
+  enum request_op op;
+  void *buf;                    /* pread, pwrite */
+  uint32_t count;
+  uint64_t offset;
+  uint32_t flags;               /* LIBNBD_CMD_FLAG_* */
+  struct nbdkit_extents *extents; /* extents */
+  /* Filled in by forward.c. */
+  struct request *next;         /* in the queue */
+  sem_t done;                   /* posted when answered */
+  int err;                      /* errno, 0 if it succeeded */
+  bool unsent;                  /* refused before reaching the server */
+  char message[256];            /* why, if unsent */
 };
 
 extern struct upstream *upstream_start (struct nbd_handle *nbd);
 extern void upstream_stop (struct upstream *u);
-extern void request_init (struct request *r);
-extern nbd_completion_callback request_completion (struct request *r);
-extern int request_finish (struct upstream *u, struct request *r,
-                           int64_t cookie, const char *what);
+extern int upstream_request (struct upstream *u, struct request *r,
+                             const char *what);
 
 #endif /* NBDKIT_NBD_INTERNAL_H */

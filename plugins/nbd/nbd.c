@@ -62,7 +62,7 @@ open_upstream (const char *export)
 }
 
 /* The shared connection is made once nbdkit has forked, so that the
- * reader thread and any command= subprocess belong to the server process.
+ * owner thread and any command= subprocess belong to the server process.
  */
 static int
 nbdplug_after_fork (void)
@@ -320,134 +320,86 @@ nbdplug_can_cache (void *handle)
   return r == -1 ? -1 : r ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE;
 }
 
-/* Data operations: send asynchronously, then wait for the reply. */
+/* Data operations: queued for the connection's owner thread, which
+ * sends them; the client thread waits for the reply.
+ */
 
 static int
 nbdplug_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                uint32_t flags)
 {
-  struct upstream *u = handle;
-  struct request r;
+  struct request r = {
+    .op = REQUEST_PREAD, .buf = buf, .count = count, .offset = offset,
+  };
 
-  request_init (&r);
-  return request_finish (u, &r,
-                         nbd_aio_pread (u->nbd, buf, count, offset,
-                                        request_completion (&r), 0),
-                         "pread");
+  return upstream_request (handle, &r, "pread");
 }
 
 static int
 nbdplug_pwrite (void *handle, const void *buf, uint32_t count,
                 uint64_t offset, uint32_t flags)
 {
-  struct upstream *u = handle;
-  struct request r;
-  uint32_t f = flags & NBDKIT_FLAG_FUA ? LIBNBD_CMD_FLAG_FUA : 0;
+  struct request r = {
+    .op = REQUEST_PWRITE, .buf = (void *) buf, .count = count,
+    .offset = offset,
+    .flags = flags & NBDKIT_FLAG_FUA ? LIBNBD_CMD_FLAG_FUA : 0,
+  };
 
-  request_init (&r);
-  return request_finish (u, &r,
-                         nbd_aio_pwrite (u->nbd, buf, count, offset,
-                                         request_completion (&r), f),
-                         "pwrite");
+  return upstream_request (handle, &r, "pwrite");
 }
 
 static int
 nbdplug_flush (void *handle, uint32_t flags)
 {
-  struct upstream *u = handle;
-  struct request r;
+  struct request r = { .op = REQUEST_FLUSH };
 
-  request_init (&r);
-  return request_finish (u, &r,
-                         nbd_aio_flush (u->nbd, request_completion (&r), 0),
-                         "flush");
+  return upstream_request (handle, &r, "flush");
 }
 
 static int
 nbdplug_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct upstream *u = handle;
-  struct request r;
-  uint32_t f = flags & NBDKIT_FLAG_FUA ? LIBNBD_CMD_FLAG_FUA : 0;
+  struct request r = {
+    .op = REQUEST_TRIM, .count = count, .offset = offset,
+    .flags = flags & NBDKIT_FLAG_FUA ? LIBNBD_CMD_FLAG_FUA : 0,
+  };
 
-  request_init (&r);
-  return request_finish (u, &r,
-                         nbd_aio_trim (u->nbd, count, offset,
-                                       request_completion (&r), f),
-                         "trim");
+  return upstream_request (handle, &r, "trim");
 }
 
 static int
 nbdplug_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct upstream *u = handle;
-  struct request r;
-  uint32_t f = 0;
+  struct request r = { .op = REQUEST_ZERO, .count = count, .offset = offset };
 
   if (!(flags & NBDKIT_FLAG_MAY_TRIM))
-    f |= LIBNBD_CMD_FLAG_NO_HOLE;
+    r.flags |= LIBNBD_CMD_FLAG_NO_HOLE;
   if (flags & NBDKIT_FLAG_FUA)
-    f |= LIBNBD_CMD_FLAG_FUA;
+    r.flags |= LIBNBD_CMD_FLAG_FUA;
   if (flags & NBDKIT_FLAG_FAST_ZERO)
-    f |= LIBNBD_CMD_FLAG_FAST_ZERO;
-  request_init (&r);
-  return request_finish (u, &r,
-                         nbd_aio_zero (u->nbd, count, offset,
-                                       request_completion (&r), f),
-                         "zero");
-}
-
-/* The server's base:allocation flags are nbdkit's extent types. */
-static int
-add_upstream_extents (void *user_data, const char *metacontext,
-                      uint64_t offset, uint32_t *entries, size_t nr_entries,
-                      int *error)
-{
-  struct nbdkit_extents *extents = user_data;
-
-  if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
-    return 0;
-  for (size_t i = 0; i + 1 < nr_entries; i += 2) {
-    if (nbdkit_add_extent (extents, offset, entries[i],
-                           entries[i + 1] & (NBDKIT_EXTENT_HOLE |
-                                             NBDKIT_EXTENT_ZERO)) == -1) {
-      *error = errno ? errno : EIO;
-      return -1;
-    }
-    offset += entries[i];
-  }
-  return 0;
+    r.flags |= LIBNBD_CMD_FLAG_FAST_ZERO;
+  return upstream_request (handle, &r, "zero");
 }
 
 static int
 nbdplug_extents (void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags, struct nbdkit_extents *extents)
 {
-  struct upstream *u = handle;
-  struct request r;
-  uint32_t f = flags & NBDKIT_FLAG_REQ_ONE ? LIBNBD_CMD_FLAG_REQ_ONE : 0;
+  struct request r = {
+    .op = REQUEST_EXTENTS, .count = count, .offset = offset,
+    .flags = flags & NBDKIT_FLAG_REQ_ONE ? LIBNBD_CMD_FLAG_REQ_ONE : 0,
+    .extents = extents,
+  };
 
-  request_init (&r);
-  return request_finish (u, &r,
-                         nbd_aio_block_status (u->nbd, count, offset,
-                                               (nbd_extent_callback) {
-                                                 .callback = add_upstream_extents,
-                                                 .user_data = extents },
-                                               request_completion (&r), f),
-                         "extents");
+  return upstream_request (handle, &r, "extents");
 }
 
 static int
 nbdplug_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct upstream *u = handle;
-  struct request r;
+  struct request r = { .op = REQUEST_CACHE, .count = count, .offset = offset };
 
-  request_init (&r);
-  return request_finish (u, &r,
-                         nbd_aio_cache (u->nbd, count, offset,
-                                        request_completion (&r), 0),
-                         "cache");
+  return upstream_request (handle, &r, "cache");
 }
 
 static struct nbdkit_plugin plugin = {
