@@ -7,7 +7,9 @@
  * are sent together in one write, so the client costs about one read
  * and one write per batch of replies instead of several system calls
  * per request.  Read payloads are still copied out, as a real client
- * would.  Plaintext only: nbd+unix:///[NAME]?socket=PATH or
+ * would.  With -s the requests walk the disk in order instead (with
+ * -b 262144, a sequential read that the client does not limit).
+ * Plaintext only: nbd+unix:///[NAME]?socket=PATH or
  * nbd://HOST:PORT/[NAME]; simple replies.  Not part of the test suite.
  */
 
@@ -44,6 +46,7 @@
 struct options {
   const char *uri;
   bool write;
+  bool sequential;              /* -s: each connection walks the disk */
   unsigned depth, connections;
   double seconds;
   uint32_t block_size;
@@ -54,7 +57,7 @@ struct worker {
   unsigned index;
   const struct options *o;
   int fd;
-  uint64_t blocks, random_state, completed, failed;
+  uint64_t blocks, next_block, random_state, completed, failed;
   double finished_at;
   bool ok;
   char *rbuf, *wbuf, *data;
@@ -217,6 +220,19 @@ handshake (int fd, const char *uri, bool *read_only)
   }
 }
 
+/* The block of the next request: random, or with -s the one after the
+ * last (each connection starting at its own share of the disk).
+ */
+static uint64_t
+next_block (struct worker *w)
+{
+  if (!w->o->sequential)
+    return next_random (&w->random_state) % w->blocks;
+  if (w->next_block >= w->blocks)
+    w->next_block = 0;
+  return w->next_block++;
+}
+
 /* Append one request (and a write's payload) to the send buffer. */
 static void
 queue_request (struct worker *w, uint16_t type)
@@ -227,7 +243,7 @@ queue_request (struct worker *w, uint16_t type)
     uint32_t len;
   } req = {
     htobe32 (REQUEST_MAGIC), 0, htobe16 (type), 0,
-    htobe64 ((next_random (&w->random_state) % w->blocks) * o->block_size),
+    htobe64 (next_block (w) * o->block_size),
     htobe32 (type == CMD_DISC ? 0 : o->block_size),
   };
 
@@ -326,6 +342,7 @@ worker_main (void *arg)
   if (w->rbuf && w->wbuf && w->data && w->fd >= 0 &&
       (size = handshake (w->fd, o->uri, &read_only)) > 0) {
     w->blocks = size / o->block_size;
+    w->next_block = w->blocks / o->connections * w->index;
     connected = w->blocks > 0 && !(o->write && read_only);
   }
   if (!connected)
@@ -357,9 +374,10 @@ main (int argc, char *argv[])
   unsigned i;
   int c;
 
-  while ((c = getopt (argc, argv, "wq:c:t:b:")) != -1) {
+  while ((c = getopt (argc, argv, "wsq:c:t:b:")) != -1) {
     switch (c) {
     case 'w': o.write = true; break;
+    case 's': o.sequential = true; break;
     case 'q': o.depth = parse_number ("rawio", optarg, 1, 1024); break;
     case 'c': o.connections = parse_number ("rawio", optarg, 1, 256); break;
     case 't': o.seconds = atof (optarg); break;
@@ -410,7 +428,7 @@ main (int argc, char *argv[])
   return EXIT_SUCCESS;
 
  usage:
-  fprintf (stderr, "usage: rawio [-w] [-q DEPTH] [-c CONNECTIONS] "
+  fprintf (stderr, "usage: rawio [-w] [-s] [-q DEPTH] [-c CONNECTIONS] "
            "[-t SECONDS] [-b BLOCK_SIZE] URI\n");
   return EXIT_FAILURE;
 }

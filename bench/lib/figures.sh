@@ -11,7 +11,7 @@
 # bench/lib/groups.sh); the rest is the client command.  Keys ending in
 # _cpu are measured along with the figure without the suffix; _pct and
 # the file rows of qemu-nbd and nbd-server are computed at the end.
-figures=(seq_first_write seq_write seq_read seq_read_cpu
+figures=(seq_first_write seq_write seq_read seq_read_cpu rawseq_read
          rand_read_q1_c1 rand_read_q32_c1 rand_read_q1_c4 rand_read_q32_c4
          rand_write_q1_c1 rand_write_q32_c1 rand_write_q1_c4 rand_write_q32_c4
          raw_read_q32_c1 raw_write_q32_c1
@@ -24,6 +24,7 @@ declare -A figure_label=(
   [seq_write]="Sequential overwrite, MiB/s"
   [seq_read]="Sequential read, MiB/s"
   [seq_read_cpu]="Sequential read, server CPU ms per GiB (lower is better)"
+  [rawseq_read]="Sequential read, 256 KiB requests at QD8, batching client (rawio), MiB/s"
   [rand_read_q1_c1]="4K random read IOPS, QD1, 1 conn"
   [rand_read_q32_c1]="4K random read IOPS, QD32, 1 conn"
   [rand_read_q1_c4]="4K random read IOPS, QD1, 4 conns"
@@ -108,6 +109,11 @@ run_figure ()
       [[ $client == raw ]] && client=rawio || client=randio
       timeout --kill-after=5 $((${DURATION%.*} + 20)) "$work_dir/$client" \
         $flag -q "${depth#q}" -c "${conns#c}" -t "$DURATION" "$uri" ;;
+    rawseq_read)
+      # rawio counts requests of 256 KiB: 4 make a MiB.
+      timeout --kill-after=5 $((${DURATION%.*} + 20)) "$work_dir/rawio" \
+        -s -b 262144 -q 8 -c 1 -t "$DURATION" "$uri" |
+        awk '{ printf "%.0f\n", $1 / 4 }' ;;
     connect)
       timeout --kill-after=5 60 \
         "$work_dir/connect-latency" -n "$CONNECT_COUNT" -t "$CONNECT_SECONDS" \

@@ -60,7 +60,7 @@ print_table ()
 # The machine limits, and our sequential read against the Unix one.
 print_limits ()
 {
-  local line ours=${result[ours|seq_read]:-}
+  local line ours=${result[ours|seq_read]:-} raw=${result[ours|rawseq_read]:-}
   line="- Machine limits (bench/limits.c, before any server started):"
   line+=" memcpy ${limit_memcpy:-?} GiB/s (one thread, 256 MiB buffers,"
   line+=" 8 copies); Unix socket with writer and reader pinned to one CPU"
@@ -70,6 +70,9 @@ print_limits ()
     line+=" Our sequential read is $(awk -v o="$ours" -v u="$limit_unix" \
       'BEGIN { if (u > 0) printf "%.0f", 100 * o / (u * 1024) }')% of that"
     line+=" Unix-socket limit"
+    [[ $raw =~ ^[0-9.]+$ ]] &&
+      line+=" ($(awk -v o="$raw" -v u="$limit_unix" \
+        'BEGIN { if (u > 0) printf "%.0f", 100 * o / (u * 1024) }')% with rawio)"
     [[ $TRANSPORT == tcp ]] && line+=" (though it ran over TCP here)"
     line+="."
   fi
