@@ -32,9 +32,11 @@
 #define READ_BUFFER_SIZE 16384
 
 /* Replies held back while more requests are waiting: at most this much,
- * about thirty 4 KiB read replies.
+ * about thirty 4 KiB read replies.  Kept below 128 KiB, where allocators
+ * switch to a mapping of its own (glibc at first, and AddressSanitizer
+ * always, which then unmaps it at every connection's end).
  */
-#define WRITE_BATCH_SIZE (128 * 1024)
+#define WRITE_BATCH_SIZE (120 * 1024)
 
 static int raw_send_socket (struct connection *conn, const void *vbuf,
                             size_t len, int flags);
