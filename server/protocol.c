@@ -17,8 +17,8 @@
 #include "nbd-protocol.h"
 #include "utils.h"
 
-/* The granularity at which read data is checked for zeroes before
- * asking the plugin where its holes are.
+/* The granularity at which read data is checked for zeroes, to send
+ * zero blocks as holes.
  */
 #define HOLE_BLOCK 4096
 
@@ -173,49 +173,46 @@ validate_request (struct connection *conn, uint16_t cmd, uint16_t flags,
   return 0;
 }
 
-/* Whether any aligned block of the read data is all zeroes: a hole can
- * only be where the data reads as zeroes, and for data this check stops
- * at the first non-zero byte of each block, so it costs next to nothing.
+/* For a structured read: the parts of BUF that read as zeroes, in
+ * blocks of HOLE_BLOCK aligned to the export (clipped to the request),
+ * to send as holes; NULL if there are none (or on ENOMEM: then it all
+ * goes as data).  A hole chunk says only that its range reads as zeroes
+ * (nbd-protocol.md, NBD_REPLY_TYPE_OFFSET_HOLE), which the data itself
+ * shows.  Asking the plugin's .extents instead would cost another round
+ * trip for a network-backed plugin (the nbd plugin read a zero block at
+ * half speed) and could describe a later state than the data read.  For
+ * data the check stops at the first non-zero byte of each block.
  */
-static bool
-has_zero_block (const char *buf, uint32_t count, uint64_t offset)
+static struct nbdkit_extents *
+find_holes (const char *buf, uint32_t count, uint64_t offset)
 {
+  struct nbdkit_extents *holes = NULL;
   uint32_t pos = 0;
 
   while (pos < count) {
     uint32_t n = HOLE_BLOCK - ((offset + pos) & (HOLE_BLOCK - 1));
+    bool zero;
+
     if (n > count - pos)
       n = count - pos;
-    if (is_zero (buf + pos, n))
-      return true;
+    zero = is_zero (buf + pos, n);
+    if (zero && holes == NULL) {
+      holes = extents_new_internal (offset, offset + count);
+      if (holes == NULL ||
+          nbdkit_add_extent (holes, offset, pos, 0) == -1)
+        goto fail;
+    }
+    if (holes &&
+        nbdkit_add_extent (holes, offset + pos, n,
+                           zero ? NBDKIT_EXTENT_ZERO : 0) == -1)
+      goto fail;
     pos += n;
   }
-  return false;
-}
+  return holes;
 
-/* For a structured read: which parts the plugin's extents say read as
- * zeroes, to send as holes.  The plugin is only asked when part of the
- * data came back as zeroes, so reads of data never pay for a block
- * status query (for a network-backed plugin, another round trip).
- */
-static struct nbdkit_extents *
-find_holes (struct context *c, const char *buf, uint32_t count,
-            uint64_t offset)
-{
-  struct nbdkit_extents *extents;
-  int err;
-
-  if (c->can_extents != 1 || !has_zero_block (buf, count, offset))
-    return NULL;
-  extents = extents_new_internal (offset, offset + count);
-  if (extents == NULL)
-    return NULL;
-  if (backend_extents (c, count, offset, 0, extents, &err) == -1) {
-    /* Not fatal: the read simply sends everything as data. */
-    nbdkit_extents_free (extents);
-    return NULL;
-  }
-  return extents;
+ fail:
+  nbdkit_extents_free (holes);
+  return NULL;
 }
 
 /* Run a valid request.  Returns 0 or an errno value. */
@@ -238,7 +235,7 @@ handle_request (struct connection *conn, uint16_t cmd, uint16_t flags,
     if (backend_pread (c, buf, count, offset, 0, &err) == -1)
       return err;
     if (conn->structured_replies && !(flags & NBD_CMD_FLAG_DF))
-      *extents = find_holes (c, buf, count, offset);
+      *extents = find_holes (buf, count, offset);
     break;
 
   case NBD_CMD_WRITE:

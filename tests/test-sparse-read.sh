@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Structured reads of ranges the plugin's extents report as holes come
-# back as NBD_REPLY_TYPE_OFFSET_HOLE chunks (libnbd: status READ_HOLE)
-# instead of explicit zero bytes; data ranges as OFFSET_DATA; with DF a
-# single OFFSET_DATA chunk.
+# Structured reads of ranges that read as zeroes (whole 4 KiB blocks of
+# the export, clipped to the request) come back as
+# NBD_REPLY_TYPE_OFFSET_HOLE chunks (libnbd: status READ_HOLE) instead of
+# explicit zero bytes; data ranges as OFFSET_DATA; with DF a single
+# OFFSET_DATA chunk.  The holes come from the data read, so written
+# zeroes and plugins without extents get them too, and the plugin is not
+# asked for extents (through the nbd plugin, another round trip).
 #
 # Debian's nbdkit 1.32.5 never sends OFFSET_HOLE, so it fails this test;
 # the project's server is required to.
@@ -115,5 +118,49 @@ for off, n in ((0, 1024 * K), (100, 300 * K), (448 * K, 192 * K)):
 c.disconnect()
 "
 ' || fail "raw OFFSET_HOLE checks failed"
+
+# Written zeroes, through a filter that hides the plugin's extents.
+requires_filter noextents
+"$NBDKIT" -U - --filter=noextents memory 1M --run '
+  nbdsh -u "$uri" -c "
+h.pwrite(bytes(64 * 1024), 0)
+h.pwrite(b\"\\x01\" * 4096, 8192)
+h.pwrite(b\"\\x02\", 20000)
+seen = []
+def cb(buf, off, st, err):
+    seen.append((off, len(buf), st))
+    return 0
+h.pread_structured(24576 - 100, 100, cb)
+seen.sort()
+want = [(100, 8092, nbd.READ_HOLE), (8192, 4096, nbd.READ_DATA),
+        (12288, 4096, nbd.READ_HOLE), (16384, 4096, nbd.READ_DATA),
+        (20480, 4096, nbd.READ_HOLE)]
+assert seen == want, seen
+"
+' || fail "zero data was not sent as holes"
+
+# Through the nbd plugin: a read of zeroes is one read upstream, with no
+# block status query.
+if "$NBDKIT" --dump-plugin nbd >/dev/null 2>&1; then
+  make_tmpdir
+  start_nbdkit -P "$tmpdir/up.pid" -U "$tmpdir/up.sock" --filter=log \
+    memory 1M logfile="$tmpdir/up.log"
+  "$NBDKIT" -U - nbd socket="$tmpdir/up.sock" --run '
+    nbdsh -u "$uri" -c "
+seen = []
+def cb(buf, off, st, err):
+    seen.append(st)
+    return 0
+h.pread_structured(65536, 0, cb)
+assert seen == [nbd.READ_HOLE], seen
+"
+  ' || fail "a read of zeroes through the nbd plugin failed"
+  grep -q '^.* Read id=' "$tmpdir/up.log" ||
+    fail "no read in the upstream log: $(cat "$tmpdir/up.log")"
+  ! grep -q 'Extents' "$tmpdir/up.log" ||
+    fail "the read of zeroes asked upstream for extents: $(cat "$tmpdir/up.log")"
+else
+  echo "$0: nbd plugin part skipped (no nbd plugin)"
+fi
 
 echo "$0: ok"
