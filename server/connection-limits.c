@@ -96,6 +96,8 @@ start_watchdog (void)
 void
 connection_limits_handshake_begin (struct connection *conn)
 {
+  bool first;
+
   __atomic_store_n (&conn->in_handshake, true, __ATOMIC_RELEASE);
   if (config.handshake_timeout == 0)
     return;
@@ -103,8 +105,11 @@ connection_limits_handshake_begin (struct connection *conn)
   __atomic_store_n (&conn->handshake_deadline,
                     monotonic_ns () + (int64_t) config.handshake_timeout *
                     1000000000, __ATOMIC_RELEASE);
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&watchdog_lock);
-  if (in_handshake++ == 0)
+  pthread_mutex_lock (&watchdog_lock);
+  first = in_handshake++ == 0;
+  pthread_mutex_unlock (&watchdog_lock);
+  /* After the unlock, so that the watchdog does not wake to a held lock. */
+  if (first)
     pthread_cond_signal (&watchdog_cond);
 }
 

@@ -42,7 +42,6 @@
 
 #include "internal.h"
 #include "utils.h"
-#include "cleanup.h"
 
 #define LONG_REQUEST_NS 1000000
 #define WATCH_INTERVAL_NS 1000000
@@ -186,14 +185,22 @@ start_watchdog (void)
   }
 }
 
+/* Signalled after the lock is released, so that the watchdog does not
+ * wake only to wait for the lock.
+ */
 static void
 wake_watchdog (void)
 {
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&watch_lock);
+  bool wake = false;
+
+  pthread_mutex_lock (&watch_lock);
   if (!__atomic_load_n (&watch_active, __ATOMIC_SEQ_CST)) {
     __atomic_store_n (&watch_active, true, __ATOMIC_SEQ_CST);
-    pthread_cond_signal (&watch_cond);
+    wake = true;
   }
+  pthread_mutex_unlock (&watch_lock);
+  if (wake)
+    pthread_cond_signal (&watch_cond);
 }
 
 static int64_t

@@ -68,7 +68,10 @@ standby_thread (void *arg)
 }
 
 /* Hand CONN to a standby thread if one is free and has not been handed
- * another connection it has yet to take.
+ * another connection it has yet to take.  The thread is woken after the
+ * lock is released: woken with it held, it would only wake to sleep on
+ * the lock until this thread let go (two more system calls and another
+ * wake-up on every connection's path).
  */
 static bool
 hand_to_standby (struct connection *conn)
@@ -79,10 +82,11 @@ hand_to_standby (struct connection *conn)
   if (standby_waiting > 0 && standby_conn == NULL) {
     standby_waiting--;
     standby_conn = conn;
-    pthread_cond_signal (&standby_cond);
     taken = true;
   }
   pthread_mutex_unlock (&standby_lock);
+  if (taken)
+    pthread_cond_signal (&standby_cond);
   return taken;
 }
 
