@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * Forwarding requests over one upstream connection.  One thread per
- * connection owns the libnbd handle: client threads queue their requests
- * (a lock-free list) and sleep; the owner sends them with libnbd's
- * asynchronous API, polls the socket so that libnbd can read the replies,
- * and each reply's completion callback wakes the client thread that waits
- * for it.  Many requests are therefore in flight on the connection at
- * once, and client threads never contend for the handle's lock, which is
- * what made a proxy slow when every thread sent for itself.
+ * connection owns the libnbd handle: while it is busy, client threads
+ * queue their requests (a lock-free list) and sleep; the owner sends them
+ * with libnbd's asynchronous API, polls the socket so that libnbd can
+ * read the replies, and each reply's completion callback wakes the client
+ * thread that waits for it.  Many requests are therefore in flight on the
+ * connection at once, and client threads do not contend for the handle's
+ * lock, which is what made a proxy slow when every thread sent for
+ * itself.  Only when the owner sleeps in poll with nothing queued does a
+ * client thread send its request itself, saving the owner a wake-up.
  */
 
 #include <config.h>
@@ -362,6 +364,18 @@ enqueue (struct upstream *u, struct request *r)
   return true;
 }
 
+/* Whether the owner sleeps in poll with nothing queued: no other thread
+ * is then using the handle, and a request sent from the client thread
+ * does not contend for its lock.  (Once the queue is closed it is never
+ * empty again.)
+ */
+static bool
+owner_asleep (struct upstream *u)
+{
+  return __atomic_load_n (&u->idle, __ATOMIC_SEQ_CST) &&
+    __atomic_load_n (&u->queue, __ATOMIC_SEQ_CST) == NULL;
+}
+
 /* Forward R, wait for the reply and turn it into the plugin's 0, or -1
  * with an error reported and an errno set.
  */
@@ -373,7 +387,17 @@ upstream_request (struct upstream *u, struct request *r, const char *what)
   r->err = 0;
   r->unsent = false;
   sem_init (&r->done, 0, 0);
-  if (!enqueue (u, r))
+  if (owner_asleep (u)) {
+    /* Send it from here: waking the owner just to send it would cost a
+     * wake-up more than the reply alone.  If the socket could not take
+     * all of it, the owner must poll for writing to finish it.
+     */
+    if (submit (u->nbd, r) == -1)
+      refuse (r, upstream_errno (nbd_get_errno ()), nbd_get_error ());
+    else if (nbd_aio_get_direction (u->nbd) & LIBNBD_AIO_DIRECTION_WRITE)
+      upstream_kick (u);
+  }
+  else if (!enqueue (u, r))
     refuse (r, EIO, "the connection to the NBD server was lost");
   while (sem_wait (&r->done) == -1)
     assert (errno == EINTR);
