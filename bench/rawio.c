@@ -57,7 +57,7 @@ struct worker {
   unsigned index;
   const struct options *o;
   int fd;
-  uint64_t blocks, next_block, random_state, completed, failed;
+  uint64_t blocks, cursor, random_state, completed, failed;
   double finished_at;
   bool ok;
   char *rbuf, *wbuf, *data;
@@ -228,9 +228,9 @@ next_block (struct worker *w)
 {
   if (!w->o->sequential)
     return next_random (&w->random_state) % w->blocks;
-  if (w->next_block >= w->blocks)
-    w->next_block = 0;
-  return w->next_block++;
+  if (w->cursor >= w->blocks)
+    w->cursor = 0;
+  return w->cursor++;
 }
 
 /* Append one request (and a write's payload) to the send buffer. */
@@ -342,7 +342,7 @@ worker_main (void *arg)
   if (w->rbuf && w->wbuf && w->data && w->fd >= 0 &&
       (size = handshake (w->fd, o->uri, &read_only)) > 0) {
     w->blocks = size / o->block_size;
-    w->next_block = w->blocks / o->connections * w->index;
+    w->cursor = w->blocks / o->connections * w->index;
     connected = w->blocks > 0 && !(o->write && read_only);
   }
   if (!connected)
