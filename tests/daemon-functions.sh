@@ -15,6 +15,10 @@
 # eprop NAME PROP              print one property of export NAME (busctl -j)
 # wait_state NAME STATE [SECS] wait (bounded) until the export's State is STATE
 # free_tcp_port                print a free TCP port on 127.0.0.1
+# monitor_start FILE MATCH...  busctl monitor (JSON lines in FILE) on the MATCH
+#                              rules; returns once it listens ($MONITOR_PID)
+# monitor_sync FILE            wait until FILE holds every signal emitted
+#                              before this call
 
 : "${NBDKITD:=$abs_top_builddir/daemon/nbdkitd}"
 export NBDKITD
@@ -98,6 +102,38 @@ start_daemon ()
     cat "$D/daemon.log" >&2
     fail "nbdkitd did not take its bus name"
   fi
+}
+
+# The monitor also matches a signal that only monitor_sync emits: its
+# arrival in FILE proves the monitor listens, and, since the bus keeps
+# order, that the daemon's earlier signals are in FILE too.
+MONITOR_SYNC=0
+monitor_start ()
+{
+  local file=$1; shift
+  local rules=() m
+  for m in "$@"; do rules+=(--match="$m"); done
+  timeout 120 "${BUSCTL[@]}" monitor --json=short "${rules[@]}" \
+      --match="type='signal',interface='org.nbdkit.Test',member='Sync'" \
+      > "$file" 2>/dev/null &
+  MONITOR_PID=$!
+  cleanup_fn kill_pid "$MONITOR_PID"
+  monitor_sync "$file" || fail "busctl monitor did not start"
+}
+
+monitor_sync ()
+{
+  local file=$1 i j token
+  MONITOR_SYNC=$((MONITOR_SYNC + 1))
+  token="sync-$$-$MONITOR_SYNC"
+  for (( i=0; i<200; i++ )); do
+    "${BUSCTL[@]}" emit /org/nbdkit/Test org.nbdkit.Test Sync s "$token"
+    for (( j=0; j<5; j++ )); do
+      grep -q "\"$token\"" "$file" && return 0
+      sleep 0.01
+    done
+  done
+  return 1
 }
 
 stop_daemon ()

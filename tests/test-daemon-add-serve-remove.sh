@@ -12,8 +12,8 @@ daemon_setup
 port=$(free_tcp_port)
 start_daemon --listen=tcp:127.0.0.1:$port
 
-gdbus monitor --system -d org.nbdkit.Daemon1 > "$D/monitor.log" 2>&1 &
-cleanup_fn kill_pid $!
+monitor_start "$D/monitor.json" \
+    "type='signal',path='/org/nbdkit/Daemon1',interface='org.nbdkit.Daemon1.Manager'"
 
 for i in 1 2 3; do
   add_export "disk$i" memory '@as []' "[(\"size\", \"${i}M\")]" \
@@ -71,6 +71,9 @@ kill -0 "$pid" 2>/dev/null && fail "worker $pid of a removed export still runs"
 ls "$D/state" | grep -q disk1 && fail "definition file left behind"
 nbdinfo --list "nbd://127.0.0.1:$port" | grep -q disk1 && fail "removed export listed"
 
-grep -q "ExportAdded ('disk1'" "$D/monitor.log" || fail "no ExportAdded signal"
-grep -q "ExportRemoved ('disk1'" "$D/monitor.log" || fail "no ExportRemoved signal"
+monitor_sync "$D/monitor.json" || fail "busctl monitor stopped"
+for s in ExportAdded ExportRemoved; do
+  grep "\"member\":\"$s\"" "$D/monitor.json" | grep -q '"disk1"' ||
+    fail "no $s signal for disk1: $(cat "$D/monitor.json")"
+done
 echo PASS

@@ -24,14 +24,9 @@ add_export disk memory "['delay']" '[("size", "64M"), ("delay-read", "20ms")]' \
 wait_state disk running
 path=$(export_path disk)
 
-timeout 25 "${BUSCTL[@]}" monitor --json=short \
-    --match="type='signal',path='$path',member='PropertiesChanged'" \
-    > "$D/monitor.json" 2>/dev/null &
-monitor=$!
-cleanup_fn kill_pid "$monitor"
-"${BUSCTL[@]}" call org.freedesktop.DBus /org/freedesktop/DBus \
-    org.freedesktop.DBus.Peer Ping   # the monitor is listening after this
-sleep 0.5
+monitor_start "$D/monitor.json" \
+    "type='signal',path='$path',member='PropertiesChanged'"
+monitor=$MONITOR_PID
 
 # client NAME: a libnbd client driven by lines written to $D/NAME.in
 # ("read N", "write N", "quit"); it appends "ok CMD" or "error CMD: ..."
@@ -201,7 +196,25 @@ expect_error org.nbdkit.Daemon1.Error.InvalidParameter \
 
 send a quit >/dev/null
 wait_counter ActiveConnections -eq 0
-sleep 1.2  # the last counters change is emitted
+# The last counters change is emitted within a second: wait for it.
+last_active ()
+{
+  /usr/bin/python3 - "$D/monitor.json" <<'PY'
+import json, sys
+v = None
+for line in open(sys.argv[1]):
+    if '"PropertiesChanged"' in line:
+        changed = json.loads(line)["payload"]["data"][1]
+        if "ActiveConnections" in changed:
+            v = changed["ActiveConnections"]["data"]
+print(v)
+PY
+}
+for (( i=0; i<100; i++ )); do
+  [ "$(last_active)" = 0 ] && break
+  sleep 0.05
+done
+[ "$(last_active)" = 0 ] || fail "no PropertiesChanged with ActiveConnections 0"
 kill_pid "$monitor"; wait "$monitor" 2>/dev/null || :
 
 # PropertiesChanged of the counters: several, at most one per second.

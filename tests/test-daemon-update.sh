@@ -26,25 +26,19 @@ path=$(export_path u)
 pid=$(eprop u MainPID)
 cp "$D/state/u.json" "$D/u.json.orig"
 
-timeout 60 "${BUSCTL[@]}" monitor --json=short \
-    --match="type='signal',path='$path',member='PropertiesChanged'" \
-    > "$D/monitor.json" 2>/dev/null &
-monitor=$!
-cleanup_fn kill_pid "$monitor"
-"${BUSCTL[@]}" call org.freedesktop.DBus /org/freedesktop/DBus \
-    org.freedesktop.DBus.Peer Ping
-sleep 0.5
+monitor_start "$D/monitor.json" \
+    "type='signal',path='$path',member='PropertiesChanged'"
 update () { gcall "$path" org.nbdkit.Daemon1.Export.Update "$1"; }
 # changed_since N: the properties named by PropertiesChanged after line N
 # (not the counters: the checks here connect clients).
 changed_since ()
 {
-  sleep 0.5   # let the signals reach the monitor
+  monitor_sync "$D/monitor.json" || fail "busctl monitor stopped"
   tail -n +"$(( $1 + 1 ))" "$D/monitor.json" | /usr/bin/python3 -c '
 import json, sys
 names = set()
 for line in sys.stdin:
-    if line.startswith("{"):
+    if line.startswith("{") and "PropertiesChanged" in line:
         iface, changed, inval = json.loads(line)["payload"]["data"]
         names.update(changed); names.update(inval)
 names -= {"ActiveConnections", "TotalConnections", "Requests", "BytesRead",
