@@ -4,10 +4,13 @@
  *
  * Creating a thread costs about as much as the rest of a short
  * connection's setup on the server side, so one thread is kept on
- * standby: a new connection is handed to it, and the accept loop then
- * creates the next standby thread while the client does its handshake.
- * Threads still end with their connection (the exitlast filter watches
- * for that).
+ * standby.  The acceptor thread (acceptor.c), once it has accepted a
+ * client, passes its role to the standby thread and serves the client
+ * itself; the new acceptor creates the next standby thread while the
+ * client does its handshake.  A connection started otherwise (-s, a
+ * hand-over in worker mode) is handed to the standby thread.  Threads
+ * still end with their connection (the exitlast filter watches for
+ * that).
  */
 
 #include <config.h>
@@ -30,9 +33,18 @@ static pthread_mutex_t standby_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t standby_cond = PTHREAD_COND_INITIALIZER;
 static unsigned standby_waiting;
 static struct connection *standby_conn;
+static bool standby_promote;    /* the standby thread becomes the acceptor */
 
-static void
-thread_ended (void)
+void
+connection_thread_begin (void)
+{
+  pthread_mutex_lock (&running_lock);
+  running_threads++;
+  pthread_mutex_unlock (&running_lock);
+}
+
+void
+connection_thread_end (void)
 {
   unsigned r;
 
@@ -45,11 +57,31 @@ thread_ended (void)
     set_quit ();
 }
 
+/* Serve CONN, counted by connection_thread_begin, in this thread. */
+void
+connection_serve_accepted (struct connection *conn)
+{
+  serve_connection (conn);
+  connection_thread_end ();
+}
+
 static void *
 connection_thread (void *vconn)
 {
-  serve_connection (vconn);
-  thread_ended ();
+  connection_serve_accepted (vconn);
+  return NULL;
+}
+
+static void make_standby (void);
+
+/* The acceptor role's thread: first the standby thread that will take
+ * the role on, then accept and serve a client.
+ */
+static void *
+acceptor_thread (void *arg)
+{
+  make_standby ();
+  acceptor_run ();
   return NULL;
 }
 
@@ -59,35 +91,55 @@ standby_thread (void *arg)
   struct connection *conn;
 
   pthread_mutex_lock (&standby_lock);
-  while (standby_conn == NULL)
+  while (standby_conn == NULL && !standby_promote)
     pthread_cond_wait (&standby_cond, &standby_lock);
+  if (standby_promote) {
+    standby_promote = false;
+    pthread_mutex_unlock (&standby_lock);
+    return acceptor_thread (NULL);
+  }
   conn = standby_conn;
   standby_conn = NULL;
   pthread_mutex_unlock (&standby_lock);
   return connection_thread (conn);
 }
 
-/* Hand CONN to a standby thread if one is free and has not been handed
- * another connection it has yet to take.  The thread is woken after the
- * lock is released: woken with it held, it would only wake to sleep on
- * the lock until this thread let go (two more system calls and another
- * wake-up on every connection's path).
+/* Give the standby thread CONN to serve, or with CONN NULL the
+ * acceptor role, if it is free and has not been given something it has
+ * yet to take.  It is woken after the lock is released: woken with it
+ * held, it would only wake to sleep on the lock until this thread let
+ * go (two more system calls and another wake-up on every connection's
+ * path).
  */
 static bool
-hand_to_standby (struct connection *conn)
+give_to_standby (struct connection *conn)
 {
   bool taken = false;
 
   pthread_mutex_lock (&standby_lock);
-  if (standby_waiting > 0 && standby_conn == NULL) {
+  if (standby_waiting > 0 && standby_conn == NULL && !standby_promote) {
     standby_waiting--;
-    standby_conn = conn;
+    if (conn)
+      standby_conn = conn;
+    else
+      standby_promote = true;
     taken = true;
   }
   pthread_mutex_unlock (&standby_lock);
   if (taken)
     pthread_cond_signal (&standby_cond);
   return taken;
+}
+
+/* Pass the acceptor role on: to the standby thread if it is free, else
+ * to a new thread.  -1 (errno set) if no thread could take it.
+ */
+int
+pass_accept_role (void)
+{
+  if (give_to_standby (NULL))
+    return 0;
+  return start_detached_thread (acceptor_thread, NULL) == 0 ? 0 : -1;
 }
 
 /* Make a standby thread if there is none.  Failing only costs speed. */
@@ -110,14 +162,11 @@ make_standby (void)
 int
 connection_thread_start (struct connection *conn)
 {
-  pthread_mutex_lock (&running_lock);
-  running_threads++;
-  pthread_mutex_unlock (&running_lock);
-
-  if (!hand_to_standby (conn) &&
+  connection_thread_begin ();
+  if (!give_to_standby (conn) &&
       start_detached_thread (connection_thread, conn) != 0) {
     int err = errno;
-    thread_ended ();
+    connection_thread_end ();
     errno = err;
     return -1;
   }

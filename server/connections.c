@@ -469,6 +469,30 @@ connection_start (int sockin, int sockout, struct handshake_resume *resume)
   return id;
 }
 
+/* A client accepted by the acceptor thread (acceptor.c), admitted and
+ * counted as running; the acceptor serves it itself
+ * (connection_serve_accepted) once it has passed its role on.  NULL if
+ * it was refused (the socket is closed).
+ */
+struct connection *
+connection_accept (int sock)
+{
+  struct connection *conn = new_listed_connection (sock, sock, NULL);
+
+  if (conn != NULL)
+    connection_thread_begin ();
+  return conn;
+}
+
+/* An accepted client that cannot be served after all. */
+void
+connection_abandon (struct connection *conn)
+{
+  unlist_connection (conn);
+  destroy_connection (conn);
+  connection_thread_end ();
+}
+
 /* Serve one connection in the calling thread, to its end (the fuzz
  * targets: no thread to create per input).  False if it could not start.
  */

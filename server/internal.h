@@ -169,8 +169,9 @@ extern int_vector bind_tcpip_socket (void);
 extern int_vector bind_vsock (void);
 extern int_vector activation_listeners (void);
 
-/* The main loop polls a small set of sources: the listening sockets, the
- * quit pipe and, in worker mode, the control socket and its timer.
+/* The main loop polls a small set of sources: the quit pipe and, in
+ * worker mode, the control socket and its timer (the listening sockets
+ * are polled by the acceptor thread, acceptor.c).
  * Handlers run in the main thread; a source is polled for POLLIN unless
  * poll_source_set_events says otherwise.
  */
@@ -179,6 +180,11 @@ extern void poll_source_add (int fd, poll_handler handler, void *opaque);
 extern void poll_source_set_events (int fd, short events);
 extern void poll_source_remove (int fd);
 extern void serve_loop (const int_vector *listeners);
+
+/* acceptor.c */
+extern void acceptor_start (const int_vector *listeners);
+extern void acceptor_run (void);
+extern void acceptor_finish (void);
 extern void stop_accepting (void);
 extern int replace_listeners (int *fds, size_t n, const char **why);
 
@@ -392,11 +398,17 @@ extern void request_cost_end (struct connection *conn,
                               struct request_cost *c);
 
 extern bool connection_serve_here (int sockin, int sockout);
+extern struct connection *connection_accept (int sock);
+extern void connection_abandon (struct connection *conn);
 extern void serve_connection (struct connection *conn);
 extern int write_all (int fd, const void *buf, size_t len);
 
 /* connection-threads.c */
 extern int connection_thread_start (struct connection *conn);
+extern void connection_thread_begin (void);
+extern void connection_thread_end (void);
+extern void connection_serve_accepted (struct connection *conn);
+extern int pass_accept_role (void);
 extern bool connection_threads_wait (unsigned seconds);
 extern unsigned connection_threads_running (void);
 

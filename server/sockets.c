@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause
- * Listening sockets (TCP, Unix, AF_VSOCK) and the main loop: poll the
- * listeners and the other sources, accept clients and start them.
+ * Listening sockets (TCP, Unix, AF_VSOCK) and the main loop, which polls
+ * the quit pipe and the control sources (acceptor.c accepts clients).
  */
 
 #include <config.h>
@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/vm_sockets.h>
@@ -236,7 +235,6 @@ struct poll_source {
 };
 DEFINE_VECTOR_TYPE (poll_source_list, struct poll_source)
 static poll_source_list sources = empty_vector;
-static bool accepting = true;
 
 void
 poll_source_add (int fd, poll_handler handler, void *opaque)
@@ -270,106 +268,14 @@ poll_source_remove (int fd)
 }
 
 static void
-accept_connection (int listen_sock, short revents, void *opaque)
-{
-  struct sockaddr_storage addr;
-  socklen_t addrlen = sizeof addr;
-  int sock, opt = 1;
-
-  if (!accepting)
-    return;
-  sock = accept4 (listen_sock, (struct sockaddr *) &addr, &addrlen,
-                  SOCK_CLOEXEC);
-  if (sock == -1) {
-    switch (errno) {
-    case EINTR: case EAGAIN: case ECONNABORTED:
-      return;
-    case EBADF: case ENOTSOCK: case EINVAL: case EOPNOTSUPP:
-      /* The listener itself is unusable: retrying would spin. */
-      nbdkit_error ("accept: %m: the listening socket is not usable");
-      exit (EXIT_FAILURE);
-    default:
-      nbdkit_error ("accept: %m");
-      /* Out of descriptors or memory: back off briefly. */
-      poll (NULL, 0, 100);
-      return;
-    }
-  }
-  /* Latency matters more than packet count for NBD replies. */
-  if (addr.ss_family == AF_INET || addr.ss_family == AF_INET6)
-    setsockopt (sock, IPPROTO_TCP, TCP_NODELAY, &opt, sizeof opt);
-  connection_start (sock, sock, NULL);
-}
-
-/* Worker mode, stopping: the listeners belong to the supervisor and stay
- * open, but no new client is accepted.
- */
-void
-stop_accepting (void)
-{
-  accepting = false;
-  for (size_t i = sources.len; i-- > 0; )
-    if (sources.ptr[i].handler == accept_connection)
-      poll_source_list_remove (&sources, i);
-}
-
-static void
 quit_readable (int fd, short revents, void *opaque)
 {
   /* The loop condition sees quit. */
 }
 
-/* The listening sockets served, owned here from serve_loop on. */
-static int_vector listening = empty_vector;
-
-static void
-close_listening (void)
-{
-  for (size_t i = sources.len; i-- > 0; )
-    if (sources.ptr[i].handler == accept_connection)
-      poll_source_list_remove (&sources, i);
-  for (size_t i = 0; i < listening.len; ++i)
-    close (listening.ptr[i]);
-  int_vector_reset (&listening);
-}
-
-/* Worker mode ("listeners"): serve the N listening sockets FDS (taken:
- * each is set to -1) instead of the current ones, which are closed (the
- * supervisor keeps its own copies).  Returns -1 with *WHY set, taking
- * nothing, if one is not a listening socket or nbdkit is stopping.
- */
-int
-replace_listeners (int *fds, size_t n, const char **why)
-{
-  if (!accepting) {
-    *why = "the worker is stopping";
-    return -1;
-  }
-  for (size_t i = 0; i < n; ++i) {
-    int v = 0;
-    socklen_t len = sizeof v;
-
-    if (getsockopt (fds[i], SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == -1 ||
-        !v) {
-      *why = "a descriptor is not a listening socket";
-      return -1;
-    }
-  }
-  close_listening ();
-  for (size_t i = 0; i < n; ++i) {
-    if (int_vector_append (&listening, fds[i]) == -1) {
-      *why = "out of memory";
-      return -1;
-    }
-    poll_source_add (fds[i], accept_connection, NULL);
-    fds[i] = -1;
-  }
-  debug ("serving %zu listening socket(s) from the supervisor", n);
-  return 0;
-}
-
 /* Serve LISTENERS (taken: closed when the loop ends) until asked to
- * quit.
+ * quit.  The acceptor thread polls the listeners (acceptor.c); this
+ * loop polls the other sources.
  */
 void
 serve_loop (const int_vector *listeners)
@@ -378,13 +284,7 @@ serve_loop (const int_vector *listeners)
   struct poll_source *copy = NULL;
   size_t cap = 0, n, i;
 
-  for (i = 0; i < listeners->len; ++i) {
-    if (int_vector_append (&listening, listeners->ptr[i]) == -1) {
-      perror ("realloc");
-      exit (EXIT_FAILURE);
-    }
-    poll_source_add (listeners->ptr[i], accept_connection, NULL);
-  }
+  acceptor_start (listeners);
   poll_source_add (quit_fd, quit_readable, NULL);
 
   while (!quit) {
@@ -415,6 +315,6 @@ serve_loop (const int_vector *listeners)
   }
   free (fds);
   free (copy);
-  close_listening ();
+  acceptor_finish ();
   poll_source_list_reset (&sources);
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Bursts of clients connecting at the same moment, and clients connecting
-# one after another as fast as they can: the accept loop hands each new
-# connection to a thread made ready in advance (server/connection-
-# threads.c), so this is where a connection could be handed to a thread
-# that never takes it.  Every client must get its own data back within
-# the time limit; then with -t 1 and over TCP, and -s (one client).
+# one after another as fast as they can: the thread that accepts a
+# client passes the accepting role to a thread made ready in advance
+# and serves the client itself (server/acceptor.c, connection-threads.c),
+# so this is where the role or a connection could be lost or doubled.
+# Every client must get its own data back within the time limit, and
+# afterwards the server must be back to its few idle threads (main,
+# acceptor, standby, the handshake and request watchdogs); then with
+# -t 1 and over TCP, and -s (one client).
 
 source "$srcdir/functions.sh"
 requires nbdsh --version
@@ -49,13 +52,27 @@ assert not errors, errors
 ' || fail "a client was not served ($uri)"
 }
 
+# settled PID: the connection threads have ended (bounded wait).
+settled ()
+{
+  local pid=$1 i n
+  for (( i=0; i<200; i++ )); do
+    n=$(ls "/proc/$pid/task" | wc -l)
+    [ "$n" -le 5 ] && return 0
+    sleep 0.05
+  done
+  fail "$n threads remain in nbdkit after every client left"
+}
+
 start_nbdkit -P "$tmpdir/a.pid" -U "$sock" memory 4M
 burst "nbd+unix:///?socket=$sock"
+settled "$(cat "$tmpdir/a.pid")"
 kill_pid "$(cat "$tmpdir/a.pid")"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_nbdkit -P "$tmpdir/b.pid" -i 127.0.0.1 -p "$port" -t 1 memory 4M
 burst "nbd://127.0.0.1:$port/"
+settled "$(cat "$tmpdir/b.pid")"
 kill_pid "$(cat "$tmpdir/b.pid")"
 
 # -s: one client, and the server exits after it.
