@@ -19,6 +19,8 @@
 #                              rules; returns once it listens ($MONITOR_PID)
 # monitor_sync FILE            wait until FILE holds every signal emitted
 #                              before this call
+# wait_requests_read PID       wait until PID's connected Unix sockets hold
+#                              no unread bytes (it has read what was sent)
 
 : "${NBDKITD:=$abs_top_builddir/daemon/nbdkitd}"
 export NBDKITD
@@ -134,6 +136,19 @@ monitor_sync ()
     done
   done
   return 1
+}
+
+wait_requests_read ()
+{
+  local pid=$1 i
+  requires which ss
+  for (( i=0; i<200; i++ )); do
+    ss -x -p -H 2>/dev/null |
+      awk -v p="pid=$pid," '$2 == "ESTAB" && index($0, p) && $3 != 0 { busy=1 }
+                           END { exit busy }' && return 0
+    sleep 0.05
+  done
+  fail "process $pid did not read the requests sent to it"
 }
 
 stop_daemon ()

@@ -62,7 +62,7 @@ expect_error org.nbdkit.Daemon1.Error.Busy \
 # closes, and the call returns once the export has gone.
 touch "$D/go"
 for (( i=0; i<200; i++ )); do [ -e "$D/inflight" ] && break; sleep 0.05; done
-sleep 0.3   # the worker has read the requests and sleeps in the filter
+wait_requests_read "$pid"   # then they sleep in the filter
 mcall RemoveExport ss r hard || fail "RemoveExport hard"
 mcall GetExport s r >/dev/null 2>&1 && fail "r still exists when RemoveExport returned"
 [ -e "$D/state/r.json" ] && fail "r's definition still stored"

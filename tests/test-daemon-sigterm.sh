@@ -42,7 +42,7 @@ client=$!
 cleanup_fn kill_pid "$client"
 for (( i=0; i<200; i++ )); do [ -e "$D/inflight" ] && break; sleep 0.05; done
 for (( i=0; i<100; i++ )); do [ "$(eprop d ActiveConnections)" = 2 ] && break; sleep 0.05; done
-sleep 0.2   # the worker has read the requests and sleeps in the filter
+wait_requests_read "$pid"   # then they sleep in the filter
 
 kill -TERM "$DAEMON_PID"
 rc=0
