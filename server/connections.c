@@ -444,10 +444,10 @@ new_listed_connection (int sockin, int sockout,
   return NULL;
 }
 
-/* The one way a connection starts: from the accept loop, -s, or a
- * hand-over by the supervisor (RESUME, may be NULL).  The connection is
- * served by a thread of its own.  Returns its id, or 0 if it could not
- * start (the sockets are closed).
+/* Start a connection from -s or a hand-over by the supervisor (RESUME,
+ * may be NULL; the acceptor's clients come through connection_accept).
+ * The connection is served by a thread of its own.  Returns its id, or
+ * 0 if it could not start (the sockets are closed).
  */
 uint64_t
 connection_start (int sockin, int sockout, struct handshake_resume *resume)
