@@ -12,7 +12,32 @@ cd "$top"
 # Tests are I/O bound and short: run more than one per core.
 jobs=$(( $(nproc) * 2 ))
 
-meson test -C build --num-processes "$jobs" --print-errorlogs
+# After a failed suite, the end of each failed test's output once more,
+# last, so that a CI log cut down to its tail still says what failed.
+failed_tails ()
+{
+  python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    if t["result"] in ("FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS"):
+        out = (t.get("stdout") or "") + (t.get("stderr") or "")
+        print("=== %s: %s (exit status %s); its last 40 lines:"
+              % (t["name"], t["result"], t.get("returncode")))
+        print("\n".join(out.splitlines()[-40:]))
+PY
+}
+
+suite ()
+{
+  local dir=$1
+  shift
+  meson test -C "$dir" "$@" && return 0
+  failed_tails "$dir"
+  return 1
+}
+
+suite build --num-processes "$jobs" --print-errorlogs
 
 # A subset of the server tests with nbdkit under valgrind memcheck.
 "$top/scripts/run-valgrind.sh" build
@@ -25,7 +50,7 @@ fi
 ninja -C build-sanitize
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-meson test -C build-sanitize --num-processes "$jobs" --print-errorlogs \
+suite build-sanitize --num-processes "$jobs" --print-errorlogs \
   --timeout-multiplier 3
 
 # The installed layout (from the sanitizer build, into its own prefix).
