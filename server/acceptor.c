@@ -129,7 +129,7 @@ poll_and_accept (struct pollfd *fds, size_t n)
   for (size_t i = 0; i + 1 < n && conn == NULL; ++i) {
     int sock;
 
-    if (fds[i].revents == 0 || quit)
+    if (fds[i].revents == 0 || quitting ())
       continue;
     sock = accept_client (fds[i].fd);
     if (sock >= 0)

@@ -176,12 +176,14 @@ static int
 raw_send_socket (struct connection *conn, const void *vbuf, size_t len,
                  int flags)
 {
-  if (conn->batching && conn->wbuf == NULL && conn->out_len == 0 &&
+  bool batching = __atomic_load_n (&conn->batching, __ATOMIC_RELAXED);
+
+  if (batching && conn->wbuf == NULL && conn->out_len == 0 &&
       (conn->wbuf = malloc (WRITE_BATCH_SIZE)) != NULL) {
     conn->out = conn->wbuf;
     conn->out_cap = WRITE_BATCH_SIZE;
   }
-  if (((flags & SEND_MORE) || conn->batching) &&
+  if (((flags & SEND_MORE) || batching) &&
       conn->out_len + len <= conn->out_cap) {
     memcpy (conn->out + conn->out_len, vbuf, len);
     conn->out_len += len;

@@ -338,7 +338,7 @@ close_reason (struct connection *conn)
                                               __ATOMIC_SEQ_CST);
   if (r != CLOSE_UNKNOWN)
     return r;
-  if (quit)
+  if (quitting ())
     return CLOSE_BY_STOP;
   if (connection_get_status (conn) == CONN_DEAD)
     return CLOSE_BY_ERROR;

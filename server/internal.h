@@ -97,6 +97,14 @@ extern struct backend *top;     /* outermost filter, or the plugin */
 
 /* quit.c */
 extern volatile int quit;
+/* Whether quit is set: atomic, since a signal handler or any thread may
+ * set it while other threads look.
+ */
+static inline bool
+quitting (void)
+{
+  return __atomic_load_n (&quit, __ATOMIC_ACQUIRE);
+}
 extern int quit_fd;             /* becomes readable when quit is set */
 extern void set_up_quit_pipe (void);
 extern void close_quit_pipe (void);

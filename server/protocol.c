@@ -450,12 +450,12 @@ protocol_recv_request_send_reply (struct connection *conn)
   }
 
   /* With one request thread, hold the reply back while more requests
-   * are already waiting, to send the replies together.
+   * are already waiting, to send the replies together.  Atomic: when the
+   * connection goes parallel, the first threads may still be here.
    */
-  if (!conn->parallel)
-    conn->batching = connection_input_pending (conn);
-  else
-    conn->batching = false;
+  __atomic_store_n (&conn->batching,
+                    !__atomic_load_n (&conn->parallel, __ATOMIC_ACQUIRE) &&
+                    connection_input_pending (conn), __ATOMIC_RELAXED);
   if (send_reply (conn, handle, cmd, flags, buf, count, offset, extents,
                   errno_to_nbd_error (err)) == -1)
     connection_set_status (conn, CONN_DEAD);

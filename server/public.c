@@ -303,7 +303,7 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
      * waited for (a delay in .close); a failed connection or a server
      * shutdown may not.
      */
-    if (quit || (conn && connection_get_status (conn) == CONN_DEAD)) {
+    if (quitting () || (conn && connection_get_status (conn) == CONN_DEAD)) {
       nbdkit_error ("aborting sleep to shut down");
       errno = ESHUTDOWN;
       return -1;

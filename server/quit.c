@@ -48,7 +48,7 @@ handle_quit (int sig)
   char c = sig;
   ssize_t r;
 
-  quit = 1;
+  __atomic_store_n (&quit, 1, __ATOMIC_RELEASE);
   if (write_quit_fd >= 0)
     r = write (write_quit_fd, &c, 1);
   (void) r;

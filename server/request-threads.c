@@ -25,7 +25,7 @@ connection_may_take_request (struct connection *conn)
 {
   enum conn_status s = connection_get_status (conn);
 
-  if (s == CONN_OPEN && !quit)
+  if (s == CONN_OPEN && !quitting ())
     return true;
   return s != CONN_DEAD && connection_request_buffered (conn);
 }

@@ -287,7 +287,7 @@ serve_loop (const int_vector *listeners)
   acceptor_start (listeners);
   poll_source_add (quit_fd, quit_readable, NULL);
 
-  while (!quit) {
+  while (!quitting ()) {
     /* Handlers may add or remove sources: poll a copy. */
     n = sources.len;
     if (n > cap) {
@@ -309,7 +309,7 @@ serve_loop (const int_vector *listeners)
       perror ("poll");
       exit (EXIT_FAILURE);
     }
-    for (i = 0; i < n && !quit; ++i)
+    for (i = 0; i < n && !quitting (); ++i)
       if (fds[i].revents)
         copy[i].handler (fds[i].fd, fds[i].revents, copy[i].opaque);
   }
