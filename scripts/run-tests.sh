@@ -56,5 +56,5 @@ suite build-sanitize --num-processes "$jobs" --print-errorlogs \
 # The installed layout (from the sanitizer build, into its own prefix).
 "$top/scripts/check-install.sh" build-sanitize
 
-# The libFuzzer targets, 30 seconds each on their seed corpora.
+# The libFuzzer targets, 60 seconds each on their seed corpora.
 "$top/scripts/run-fuzz-smoke.sh"
