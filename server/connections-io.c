@@ -81,7 +81,7 @@ raw_recv (struct connection *conn, void *vbuf, size_t len)
     if (direct)
       r = read (conn->sockin, buf + done, len - done);
     else
-      r = read (conn->sockin, conn->rbuf, READ_BUFFER_SIZE);
+      r = read_polling (conn, conn->rbuf, READ_BUFFER_SIZE);
     if (r == -1) {
       if (errno == EINTR)
         continue;

@@ -380,6 +380,7 @@ serve_connection (struct connection *conn)
   unlist_connection (conn);
   if (conn->opened)
     control_connection_closed (conn, close_reason (conn));
+  read_poll_report (conn);
   debug ("connection closed");
   threadlocal_set_conn (NULL);
   destroy_connection (conn);

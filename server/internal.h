@@ -91,6 +91,7 @@ struct config {
   /* Limits (connection-limits.c). */
   unsigned handshake_timeout;   /* --handshake-timeout, seconds, 0 = none */
   unsigned max_connections;     /* --max-connections */
+  unsigned poll_max;            /* --poll-max, µs, 0 = never poll */
 };
 extern struct config config;
 extern struct backend *top;     /* outermost filter, or the plugin */
@@ -198,6 +199,8 @@ extern int replace_listeners (int *fds, size_t n, const char **why);
 
 /* connection-limits.c */
 #define DEFAULT_HANDSHAKE_TIMEOUT 10
+#define DEFAULT_POLL_MAX 50      /* µs (read-poll.c) */
+#define MAX_POLL_MAX 10000
 #define DEFAULT_MAX_CONNECTIONS 1024
 extern void connection_limits_init (void);
 extern bool connection_limits_admit (void);
@@ -365,6 +368,14 @@ struct connection {
   bool read_ahead;              /* requests read through RBUF */
   char *rbuf;                   /* buffered requests (connections-io.c) */
   size_t rbuf_pos, rbuf_len;
+  /* Polling for requests (read-poll.c): the window in ns, the waits
+   * to let pass without polling after a poll found nothing, whether
+   * this is not a socket at all, and how often polling found a request.
+   */
+  int64_t poll_ns;
+  unsigned poll_skip, poll_backoff;
+  bool poll_off;
+  uint64_t polls, polls_found;  /* for the debug message at the end */
   connection_recv_function recv;
   connection_send_function send;
   connection_close_function close;
@@ -372,6 +383,10 @@ struct connection {
 
 /* Whether request counters are kept (only in worker mode). */
 extern bool counters_enabled;
+
+/* read-poll.c */
+extern ssize_t read_polling (struct connection *conn, void *buf, size_t len);
+extern void read_poll_report (struct connection *conn);
 
 extern uint64_t connection_start (int sockin, int sockout,
                                   struct handshake_resume *resume);

@@ -32,6 +32,7 @@ struct config config = {
   .control_fd = -1,
   .handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT,
   .max_connections = DEFAULT_MAX_CONNECTIONS,
+  .poll_max = DEFAULT_POLL_MAX,
 };
 struct backend *top;
 
@@ -50,6 +51,7 @@ enum {
   MASK_HANDSHAKE_OPTION,
   MAX_CONNECTIONS_OPTION,
   NO_SR_OPTION,
+  POLL_MAX_OPTION,
   RUN_OPTION,
   SELINUX_LABEL_OPTION,
   SHORT_OPTIONS_OPTION,
@@ -92,6 +94,7 @@ static const struct option long_options[] = {
   { "oldstyle",         no_argument,       NULL, 'o' },
   { "pid-file",         required_argument, NULL, 'P' },
   { "pidfile",          required_argument, NULL, 'P' },
+  { "poll-max",         required_argument, NULL, POLL_MAX_OPTION },
   { "port",             required_argument, NULL, 'p' },
   { "read-only",        no_argument,       NULL, 'r' },
   { "readonly",         no_argument,       NULL, 'r' },
@@ -256,6 +259,12 @@ parse_options (int argc, char *argv[], bool *help, bool *dump_plugin,
     case LOG_OPTION: parse_log_option (optarg); break;
     case LONG_OPTIONS_OPTION: list_options (true);
     case SHORT_OPTIONS_OPTION: list_options (false);
+    case POLL_MAX_OPTION:
+      parse_unsigned_option ("--poll-max", optarg, &config.poll_max, 0);
+      if (config.poll_max > MAX_POLL_MAX)
+        usage_error ("--poll-max must be at most %u (microseconds), not %u",
+                     MAX_POLL_MAX, config.poll_max);
+      break;
     case MASK_HANDSHAKE_OPTION:
       parse_unsigned_option ("--mask-handshake", optarg,
                              &config.mask_handshake, 0);

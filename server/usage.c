@@ -24,7 +24,8 @@ usage (void)
 "       [--log stderr|syslog|null] [--mask-handshake MASK]\n"
 "       [--max-connections N]\n"
 "       [-n|--newstyle] [--no-sr] [-o|--oldstyle]\n"
-"       [-P|--pidfile PIDFILE] [-p|--port PORT] [-r|--readonly]\n"
+"       [-P|--pidfile PIDFILE] [--poll-max MICROSECONDS]\n"
+"       [-p|--port PORT] [-r|--readonly]\n"
 "       [--run CMD] [-s|--single] [--selinux-label LABEL] [--swap]\n"
 "       [-t|--threads THREADS]\n"
 "       [--tls off|on|require] [--tls-certificates /path/to/certificates]\n"
@@ -49,6 +50,9 @@ usage (void)
 "  --handshake-timeout S   drop clients that take longer to finish the\n"
 "                          handshake (default: %d seconds, 0 = no limit)\n"
 "  --max-connections N     at most N clients at once (default: %d)\n"
+"  --poll-max US           poll for the next request for up to US\n"
+"                          microseconds before sleeping (default: %d,\n"
+"                          0 = never)\n"
 "  -P, --pidfile FILE      write the server pid here once ready\n"
 "  --run CMD               run CMD with $uri set, exit when it exits\n"
 "  -v, --verbose           print debug messages to stderr\n"
@@ -56,7 +60,8 @@ usage (void)
 "  --dump-plugin           print information about the plugin\n"
 "\n"
 "Please read the nbdkit(1) manual page for full usage.\n",
-          DEFAULT_THREADS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS);
+          DEFAULT_THREADS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+          DEFAULT_POLL_MAX);
 }
 
 void

@@ -130,6 +130,11 @@ expect_error "option missing its argument" "requires an argument|missing" \
 # port; both are refused here, naming the option.
 expect_error "-t 0" "-t \\(--threads\\) must be at least 1" \
   "${run[@]}" -t 0 memory 1M
+expect_error "--poll-max too large" \
+  "--poll-max must be at most 10000 \\(microseconds\\), not 10001" \
+  "${run[@]}" --poll-max=10001 memory 1M
+expect_error "--poll-max not a number" "--poll-max: could not parse" \
+  "${run[@]}" --poll-max=fast memory 1M
 for p in 0 65536 99999; do
   expect_error "-p $p" "-p \\(--port\\): $p is not a TCP port number" \
     -p "$p" memory 1M --run 'exit 0'
