@@ -89,7 +89,9 @@ connect_worker (struct worker *w)
   size_t i;
 
   w->nbd = nbd_create ();
-  if (w->nbd == NULL || nbd_connect_uri (w->nbd, o->uri) == -1)
+  /* Local files in the URI: tls-psk-file= for the TLS figures. */
+  if (w->nbd == NULL || nbd_set_uri_allow_local_file (w->nbd, true) == -1 ||
+      nbd_connect_uri (w->nbd, o->uri) == -1)
     return -1;
   size = nbd_get_size (w->nbd);
   if (size == -1)

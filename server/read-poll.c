@@ -21,8 +21,8 @@
  * CPU, none).  And a poll that found nothing is a sign that the client
  * needed our CPU to answer: the connection then lets the next 1, 2, 4,
  * ... POLL_MAX_BACKOFF waits pass without polling, until a poll finds
- * a request again.  Only plain sockets poll: TLS sessions and -s pipes
- * read as before.
+ * a request again.  TLS sessions poll the same way for their records
+ * (tls-io.c); -s on a pipe, which is not a socket, never polls.
  */
 
 #include <config.h>

@@ -86,6 +86,23 @@ push_records (gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
   return -1;
 }
 
+/* GnuTLS's pull function: the records are read as a plain socket is,
+ * polling first for a client that answers quickly (read-poll.c).
+ */
+static ssize_t
+pull_records (gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+  struct connection *conn = ptr;
+  ssize_t r;
+
+  do
+    r = read_polling (conn, buf, len);
+  while (r == -1 && errno == EINTR);
+  if (r == -1)
+    gnutls_transport_set_errno (conn->crypto_session, errno);
+  return r;
+}
+
 /* Map a fatal GnuTLS error to errno for the caller's message; socket
  * errors keep the errno of the failed system call.
  */
@@ -240,9 +257,8 @@ void
 tls_io_start (struct connection *conn, gnutls_session_t session)
 {
   conn->crypto_session = session;
-  gnutls_transport_set_ptr2 (session,
-                             (gnutls_transport_ptr_t) (intptr_t) conn->sockin,
-                             conn);
+  gnutls_transport_set_ptr (session, conn);
+  gnutls_transport_set_pull_function (session, pull_records);
   gnutls_transport_set_vec_push_function (session, push_records);
   conn->recv = tls_recv;
   conn->send = tls_send;

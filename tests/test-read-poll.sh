@@ -9,7 +9,8 @@
 # 2. While that connection then stays idle for two seconds, the server
 #    uses almost no CPU: the window closes on long waits.
 # 3. --poll-max=0: the same traffic, no polling at all.
-# 4. -s on a pair of pipes (not a socket): requests are served, and the
+# 4. The same over TLS (PSK): the records are read by polling too.
+# 5. -s on a pair of pipes (not a socket): requests are served, and the
 #    connection does not poll.
 
 source "${srcdir:-$(dirname "$0")}/functions.sh"
@@ -26,6 +27,10 @@ make_tmpdir
 # /proc, in clock ticks) may grow by at most 30 ticks (0.3 s).
 cat >"$tmpdir/client.py" <<'EOF'
 import os, random, time
+h.set_uri_allow_local_file(True)        # tls-psk-file=
+h.connect_uri(os.environ["URI"])
+if os.environ["URI"].startswith("nbds"):
+    assert h.get_tls_negotiated(), "TLS was not negotiated"
 pid = int(os.environ["SERVER_PID"])
 tick = os.sysconf("SC_CLK_TCK")
 def cpu_ticks():
@@ -68,15 +73,16 @@ wait_for_line ()
   return 1
 }
 
+# run_case NAME URI-PREFIX ARGS...: the client over the Unix socket.
 run_case ()
 {
-  local name=$1
-  shift
+  local name=$1 uri=$2
+  shift 2
   start_nbdkit -P "$tmpdir/$name.pid" -U "$tmpdir/$name.sock" -v "$@" \
     memory 16M 2>"$tmpdir/$name.log"
   SERVER_PID=$(cat "$tmpdir/$name.pid") \
-    nbdsh -u "nbd+unix:///?socket=$tmpdir/$name.sock" \
-    -c "exec(open('$tmpdir/client.py').read())" ||
+    URI="$uri/?socket=$tmpdir/$name.sock${uri_query:-}" \
+    nbdsh -c "exec(open('$tmpdir/client.py').read())" ||
     fail "$name: the client failed"
   # The polling report comes just before this line.
   wait_for_line "$tmpdir/$name.log" "debug: connection closed" ||
@@ -85,22 +91,40 @@ run_case ()
 
 # 1 and 2.  A wide window (10 ms), so that a busy test machine's client
 # still answers within it.
-IDLE_CHECK=1 run_case poll --poll-max=10000
-line=$(grep -Eo "polled for the next request [0-9]+ times, found it [0-9]+ times" \
-         "$tmpdir/poll.log") || {
-  tail -20 "$tmpdir/poll.log" >&2
-  fail "poll: no polling reported"
+# check_found NAME: the connection polled and found requests.
+check_found ()
+{
+  local line found
+  line=$(grep -Eo "polled for the next request [0-9]+ times, found it [0-9]+ times" \
+           "$tmpdir/$1.log") || {
+    tail -20 "$tmpdir/$1.log" >&2
+    fail "$1: no polling reported"
+  }
+  echo "$1: $line"
+  found=$(awk '{ print $(NF - 1) }' <<<"$line")
+  [ "$found" -gt 0 ] || fail "$1: polling never found a request"
 }
-echo "poll: $line"
-found=$(awk '{ print $(NF - 1) }' <<<"$line")
-[ "$found" -gt 0 ] || fail "poll: polling never found a request"
+
+IDLE_CHECK=1 run_case poll nbd+unix:// --poll-max=10000
+check_found poll
 
 # 3.
-run_case nopoll --poll-max=0
+run_case nopoll nbd+unix:// --poll-max=0
 ! grep -q "polled for" "$tmpdir/nopoll.log" ||
   fail "nopoll: polled with --poll-max=0"
 
-# 4.  A raw client on two pipes.
+# 4.
+if psktool --version >/dev/null 2>&1; then
+  psktool -u alice -p "$tmpdir/keys.psk" >/dev/null || fail "psktool failed"
+  uri_query="&tls-psk-file=$tmpdir/keys.psk" \
+    run_case tls nbds+unix://alice@ --poll-max=10000 \
+    --tls=require --tls-psk="$tmpdir/keys.psk"
+  check_found tls
+else
+  echo "psktool (gnutls-bin) missing: the TLS case is not run"
+fi
+
+# 5.  A raw client on two pipes.
 /usr/bin/python3 - "$NBDKIT" "$srcdir" "$tmpdir/pipe.log" <<'EOF' ||
 import os, random, subprocess, sys
 nbdkit, srcdir, log = sys.argv[1:4]
