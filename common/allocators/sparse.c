@@ -18,6 +18,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "blocks.h"
 #include "cleanup.h"
 #include "sparse.h"
 #include "utils.h"
@@ -43,11 +44,14 @@
 struct table {
   void *slot[LEVEL_ENTRIES];
 };
+_Static_assert (sizeof (struct table) == PAGE_SIZE,
+                "tables and pages come from the same blocks");
 
 struct sparse_array {
   struct table root;            /* level 0, lives as long as the array */
   pthread_rwlock_t lock;        /* write-held only while freeing */
   uint64_t allocated;           /* bytes of pages, atomic */
+  struct blocks *blocks;        /* pages and tables (blocks.c) */
 };
 
 static inline void *
@@ -76,15 +80,17 @@ level_span (int level)
   return UINT64_C (1) << ((LEVELS - 1 - level) * LEVEL_BITS);
 }
 
-/* Install a zeroed block of SIZE bytes in an empty SLOT, or return what
- * another thread installed first.  Returns NULL with errno = ENOMEM.
- * *INSTALLED tells whether this call's block won.
+/* Install a zeroed block (a page or a table) in an empty SLOT, or
+ * return what another thread installed first.  Returns NULL with errno =
+ * ENOMEM.  *INSTALLED tells whether this call's block won.  DENSE: it is
+ * a page about to be written whole (blocks.c).
  */
 static void *
-slot_install (void **slot, size_t size, bool *installed)
+slot_install (struct sparse_array *sa, void **slot, bool dense,
+              bool *installed)
 {
   void *expected = NULL;
-  void *p = calloc (1, size);
+  void *p = blocks_get (sa->blocks, dense);
 
   *installed = false;
   if (p == NULL) {
@@ -96,7 +102,7 @@ slot_install (void **slot, size_t size, bool *installed)
     *installed = true;
     return p;
   }
-  free (p);
+  blocks_put (sa->blocks, p, false);
   return expected;
 }
 
@@ -118,7 +124,7 @@ find_leaf (struct sparse_array *sa, uint64_t page, bool create)
     if (next == NULL) {
       if (!create)
         return NULL;
-      next = slot_install (slot, sizeof *next, &installed);
+      next = slot_install (sa, slot, false, &installed);
       if (next == NULL)
         return NULL;
     }
@@ -127,16 +133,18 @@ find_leaf (struct sparse_array *sa, uint64_t page, bool create)
   return t;
 }
 
-/* The page at SLOT of a leaf table, allocating it if absent. */
+/* The page at SLOT of a leaf table, allocating it if absent; WHOLE: it
+ * is about to be written whole.
+ */
 static char *
-leaf_page (struct sparse_array *sa, void **slot)
+leaf_page (struct sparse_array *sa, void **slot, bool whole)
 {
   char *p = slot_load (slot);
   bool installed;
 
   if (p != NULL)
     return p;
-  p = slot_install (slot, PAGE_SIZE, &installed);
+  p = slot_install (sa, slot, whole, &installed);
   if (installed)
     __atomic_add_fetch (&sa->allocated, PAGE_SIZE, __ATOMIC_RELAXED);
   return p;
@@ -200,6 +208,11 @@ sparse_array_new (void)
 
   if (sa == NULL)
     return NULL;
+  sa->blocks = blocks_new (PAGE_SIZE);
+  if (sa->blocks == NULL) {
+    free (sa);
+    return NULL;
+  }
   /* Readers never nest, so writers can be preferred: a zero request must
    * not wait forever behind a steady stream of reads and writes.
    */
@@ -211,6 +224,7 @@ sparse_array_new (void)
   r = pthread_rwlock_init (&sa->lock, &attr);
   pthread_rwlockattr_destroy (&attr);
   if (r != 0) {
+    blocks_free_all (sa->blocks);
     free (sa);
     errno = r;
     return NULL;
@@ -219,7 +233,7 @@ sparse_array_new (void)
 }
 
 static void
-free_table (struct table *t, int level)
+forget_table (struct sparse_array *sa, struct table *t, int level)
 {
   unsigned i;
 
@@ -228,8 +242,8 @@ free_table (struct table *t, int level)
     if (p == NULL)
       continue;
     if (level < LEVELS - 1)
-      free_table (p, level + 1);
-    free (p);
+      forget_table (sa, p, level + 1);
+    blocks_forget (sa->blocks, p);
   }
 }
 
@@ -238,7 +252,8 @@ sparse_array_free (struct sparse_array *sa)
 {
   if (sa == NULL)
     return;
-  free_table (&sa->root, 0);
+  forget_table (sa, &sa->root, 0);
+  blocks_free_all (sa->blocks);
   pthread_rwlock_destroy (&sa->lock);
   free (sa);
 }
@@ -287,7 +302,7 @@ sparse_array_write (struct sparse_array *sa, const void *buf,
         if (slot == NULL)
           return -1;
       }
-      page = leaf_page (sa, slot);
+      page = leaf_page (sa, slot, len == PAGE_SIZE);
       if (page == NULL)
         return -1;
     }
@@ -321,14 +336,14 @@ free_range (struct sparse_array *sa, struct table *t, int level,
       if (only_if_zero && !is_zero (p, PAGE_SIZE))
         continue;
       slot_clear (&t->slot[i]);
-      free (p);
+      blocks_put (sa->blocks, p, true);
       __atomic_sub_fetch (&sa->allocated, PAGE_SIZE, __ATOMIC_RELAXED);
       freed = true;
     }
     else if (free_range (sa, p, level + 1, base + i * span,
                          first, last, only_if_zero)) {
       slot_clear (&t->slot[i]);
-      free (p);
+      blocks_put (sa->blocks, p, true);
       freed = true;
     }
   }
@@ -470,7 +485,7 @@ sparse_array_fill (struct sparse_array *sa, int c,
 
     if (slot == NULL)
       return -1;
-    page = leaf_page (sa, slot);
+    page = leaf_page (sa, slot, len == PAGE_SIZE);
     if (page == NULL)
       return -1;
     memset (page + in_page, c, len);
