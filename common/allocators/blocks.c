@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 
 #include "blocks.h"
+#include "vector.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define USE_CALLOC 1
@@ -41,6 +42,8 @@
 
 #define CHUNK_SIZE (2 * 1024 * 1024)
 
+DEFINE_VECTOR_TYPE (ptr_vector, void *);
+
 struct pool {
   char *next;                   /* the rest of the newest chunk */
   size_t left;                  /* blocks left there */
@@ -50,10 +53,8 @@ struct blocks {
   size_t block_size;
   pthread_mutex_t lock;
   struct pool pools[2];         /* [dense] */
-  void **chunks;                /* every mapping, to unmap at the end */
-  size_t nchunks, chunks_cap;
-  void **free;                  /* blocks given back, zero again */
-  size_t nfree, free_cap;
+  ptr_vector chunks;            /* every mapping, to unmap at the end */
+  ptr_vector free;              /* blocks given back, zero again */
 };
 
 struct blocks *
@@ -75,31 +76,15 @@ blocks_free_all (struct blocks *b)
 
   if (b == NULL)
     return;
-  for (i = 0; i < b->nchunks; ++i)
-    munmap (b->chunks[i], CHUNK_SIZE);
-  free (b->chunks);
-  free (b->free);
+  for (i = 0; i < b->chunks.len; ++i)
+    munmap (b->chunks.ptr[i], CHUNK_SIZE);
+  ptr_vector_reset (&b->chunks);
+  ptr_vector_reset (&b->free);
   pthread_mutex_destroy (&b->lock);
   free (b);
 }
 
 #ifndef USE_CALLOC
-
-/* Append P to the vector *V of *N entries and *CAP capacity. */
-static int
-append (void ***v, size_t *n, size_t *cap, void *p)
-{
-  if (*n == *cap) {
-    size_t cap2 = *cap ? *cap * 2 : 64;
-    void **v2 = realloc (*v, cap2 * sizeof *v2);
-    if (v2 == NULL)
-      return -1;
-    *v = v2;
-    *cap = cap2;
-  }
-  (*v)[(*n)++] = p;
-  return 0;
-}
 
 /* A mapping of CHUNK_SIZE aligned to CHUNK_SIZE, so that the kernel
  * can back it with one huge page if DENSE.
@@ -132,7 +117,7 @@ new_chunk (struct blocks *b, struct pool *pool, bool dense)
 
   if (p == NULL)
     return -1;
-  if (append (&b->chunks, &b->nchunks, &b->chunks_cap, p) == -1) {
+  if (ptr_vector_append (&b->chunks, p) == -1) {
     munmap (p, CHUNK_SIZE);
     return -1;
   }
@@ -154,8 +139,8 @@ blocks_get (struct blocks *b, bool dense)
   p = calloc (1, b->block_size);
 #else
   pthread_mutex_lock (&b->lock);
-  if (b->nfree > 0)
-    p = b->free[--b->nfree];
+  if (b->free.len > 0)
+    p = b->free.ptr[--b->free.len];
   else if (pool->left > 0 || new_chunk (b, pool, dense) == 0) {
     p = pool->next;
     pool->next += b->block_size;
@@ -182,7 +167,7 @@ blocks_put (struct blocks *b, void *p, bool written)
     memset (p, 0, b->block_size);
   pthread_mutex_lock (&b->lock);
   /* If the list cannot grow, the block stays unused until the end. */
-  append (&b->free, &b->nfree, &b->free_cap, p);
+  ptr_vector_append (&b->free, p);
   pthread_mutex_unlock (&b->lock);
 #endif
 }
